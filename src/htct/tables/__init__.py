@@ -1,0 +1,1 @@
+"""htct.tables"""
