@@ -1,0 +1,26 @@
+# ctnet-ht: from raw head-CT DICOM to the tables and figures of Zhang et al. (Front. Neurosci. 2026).
+# This file only wires the workflow; stages live in rules/, logic in the htct package (src/htct/).
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/synth.smk"
+include: "rules/convert.smk"
+include: "rules/preprocess.smk"
+include: "rules/split.smk"
+include: "rules/tables.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_outputs(),

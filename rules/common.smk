@@ -1,0 +1,81 @@
+from pathlib import Path
+
+import pandas as pd
+from snakemake.utils import validate
+
+validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+
+
+wildcard_constraints:
+    model="[a-z0-9]+",
+    fold=r"\d+",
+
+
+# Identifier columns stay text (an MRN like 00012345 must not become a number).
+SHEET_TEXT_COLUMNS = {
+    "patient_id": str,
+    "dicom_patient_id": str,
+    "scan_id": str,
+    "reader": str,
+}
+
+SYNTHETIC = bool(config["data"]["synthetic"])
+
+if SYNTHETIC:
+    for key, path in (
+        ("dicom_dir", "resources/synthetic/dicom"),
+        ("clinical", "resources/synthetic/clinical.csv"),
+        ("readers", "resources/synthetic/readers.csv"),
+    ):
+        if config["data"][key] != path:
+            raise WorkflowError(
+                f"config data.{key} is {config['data'][key]!r} but data.synthetic is true: the synthetic "
+                f"cohort is generated at {path!r}; set data.synthetic: false to use your own data."
+            )
+
+
+def validate_sheet(path, schema):
+    """Validate an input sheet (CSV) row by row against its JSON schema, when it exists at parse time.
+
+    The scripts validate again (htct.sheets) with the checks a schema cannot express: duplicate
+    patients, scans without patients, readers missing a test scan.
+    """
+    if Path(path).exists():
+        validate(pd.read_csv(path, dtype=SHEET_TEXT_COLUMNS), schema=schema)
+
+
+if not SYNTHETIC:
+    validate_sheet(config["data"]["clinical"], "../schemas/clinical.schema.yaml")
+    validate_sheet(config["data"]["readers"], "../schemas/readers.schema.yaml")
+
+
+def lesion_masks_configured():
+    return bool(config["data"]["lesion_masks"])
+
+
+def lesion_masks_input():
+    """The lesion-mask folder, or the synthetic truth folder (a rule output) that contains it."""
+    if SYNTHETIC:
+        return "resources/synthetic/truth"
+    return config["data"]["lesion_masks"]
+
+
+def all_outputs():
+    """Every final target of the workflow: the stages that exist so far."""
+    targets = [
+        "results/qc/series.tsv",
+        "results/qc/scans.tsv",
+        "results/arrays/volumes.npy",
+        "results/split/split.tsv",
+        "results/tables/table1.csv",
+        "results/tables/table1.md",
+        "results/tables/table1.tex",
+    ]
+    if lesion_masks_configured():
+        targets.append("results/arrays/lesion_mask.npy")
+    return targets
+
+
+def split_file():
+    """An existing split to reuse (config split.file), or nothing: the split is then drawn."""
+    return config["split"]["file"] or []

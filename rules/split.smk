@@ -1,0 +1,20 @@
+localrules:
+    split,
+
+
+rule split:
+    input:
+        clinical=config["data"]["clinical"],
+        scans="results/qc/scans.tsv",
+        fixed=split_file(),
+    output:
+        split="results/split/split.tsv",
+        scans="results/split/scans.tsv",
+    log:
+        "logs/split.log",
+    conda:
+        "../envs/stats.yaml"
+    params:
+        split=config["split"],
+    script:
+        "../scripts/split.py"

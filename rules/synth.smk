@@ -1,0 +1,16 @@
+rule synth_cohort:
+    output:
+        dicom=directory("resources/synthetic/dicom"),
+        clinical="resources/synthetic/clinical.csv",
+        readers="resources/synthetic/readers.csv",
+        truth=directory("resources/synthetic/truth"),
+    log:
+        "logs/synth_cohort.log",
+    benchmark:
+        "logs/benchmarks/synth_cohort.tsv"
+    conda:
+        "../envs/dicom.yaml"
+    params:
+        synthetic=config["synthetic"],
+    script:
+        "../scripts/synth_cohort.py"

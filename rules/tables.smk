@@ -1,0 +1,24 @@
+localrules:
+    table1,
+
+
+rule table1:
+    input:
+        clinical=config["data"]["clinical"],
+        split="results/split/split.tsv",
+    output:
+        csv=report(
+            "results/tables/table1.csv",
+            caption="../report/table1.rst",
+            category="Tables",
+        ),
+        md="results/tables/table1.md",
+        tex="results/tables/table1.tex",
+    log:
+        "logs/table1.log",
+    conda:
+        "../envs/stats.yaml"
+    params:
+        synthetic=SYNTHETIC,
+    script:
+        "../scripts/table1.py"

@@ -1,0 +1,123 @@
+"""Patient-level, label-stratified splits, saved once and reused (nnU-Net's splits_final idea).
+
+Every scan of a patient goes to the part of its patient, so no patient is ever in two parts. The
+paper's own counts (437 training + 61 test patients > 474 patients) suggest its split was drawn per
+scan; `check_split` makes the workflow fail rather than repeat that leak.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from htct.errors import HTCTInputError
+
+PARTS = ("train", "val", "test")
+
+
+def make_split(
+    clinical: pd.DataFrame,
+    scans: pd.DataFrame,
+    seed: int = 2026,
+    test_fraction: float = 0.1,
+    val_fraction: float = 0.15,
+    k_folds: int = 0,
+) -> pd.DataFrame:
+    """Split the patients that have at least one kept scan, stratified by label.
+
+    The test part is `test_fraction` of the patients (the paper's 9:1). The rest is split into
+    training and validation patients: with `k_folds` < 2 a single validation part of `val_fraction`
+    (column `fold` = -1); with `k_folds` >= 2 every non-test patient is in part `train` and column
+    `fold` (0..k-1) says in which fold it is the validation patient.
+
+    Args:
+        clinical: the clinical sheet (patient_id, label, ...).
+        scans: the kept scans (scan_id, patient_id, ...), from the conversion stage.
+        seed: random seed of the draw.
+        test_fraction: share of patients in the test part.
+        val_fraction: share of the non-test patients held out for validation (single split).
+        k_folds: number of cross-validation folds over the non-test patients; 0 for a single split.
+
+    Returns:
+        One row per patient: patient_id, label, part, fold, n_scans; sorted by patient_id.
+
+    Raises:
+        HTCTInputError: too few patients of a class to stratify.
+    """
+    n_scans = scans.groupby("patient_id").size().rename("n_scans")
+    patients = clinical.loc[clinical["patient_id"].isin(n_scans.index), ["patient_id", "label"]]
+    patients = patients.sort_values("patient_id").reset_index(drop=True)
+    counts = patients["label"].value_counts()
+    if len(counts) < 2 or counts.min() < 2:
+        raise HTCTInputError(
+            f"cannot stratify the split: patients with scans per label {counts.to_dict()}; "
+            "each label needs at least 2 patients with a kept scan (see results/qc/series.tsv)"
+        )
+    rest, test = train_test_split(
+        patients, test_size=test_fraction, stratify=patients["label"], random_state=seed
+    )
+    split = patients.set_index("patient_id")
+    split["part"] = "train"
+    split["fold"] = -1
+    split.loc[test["patient_id"], "part"] = "test"
+    if k_folds >= 2:
+        folds = StratifiedKFold(n_splits=k_folds, shuffle=True, random_state=seed)
+        for fold, (_, val_rows) in enumerate(folds.split(rest, rest["label"])):
+            split.loc[rest["patient_id"].iloc[val_rows], "fold"] = fold
+    else:
+        _, val = train_test_split(rest, test_size=val_fraction, stratify=rest["label"], random_state=seed)
+        split.loc[val["patient_id"], "part"] = "val"
+    split = split.join(n_scans).reset_index()
+    return split[["patient_id", "label", "part", "fold", "n_scans"]]
+
+
+def check_split(split: pd.DataFrame, scans: pd.DataFrame | None = None) -> None:
+    """Fail if any patient (or any scan, through its patient) appears in two parts.
+
+    Args:
+        split: one row per patient with columns patient_id, part (and fold).
+        scans: optional scan table (scan_id, patient_id) to check that every scan maps to one part.
+
+    Raises:
+        HTCTInputError: a patient in two parts or twice, an unknown part, a scan whose patient is not
+            in the split, or an empty part.
+    """
+    unknown = sorted(set(split["part"]) - set(PARTS))
+    if unknown:
+        raise HTCTInputError(f"split: unknown part(s) {unknown}; allowed: {', '.join(PARTS)}")
+    parts_per_patient = split.groupby("patient_id")["part"].nunique()
+    leaked = parts_per_patient[parts_per_patient > 1]
+    if len(leaked):
+        raise HTCTInputError(
+            f"split leak: patient {leaked.index[0]} is in several parts "
+            f"({', '.join(sorted(split.loc[split['patient_id'] == leaked.index[0], 'part']))}); "
+            f"{len(leaked)} patient(s) affected. All scans of a patient must be in one part."
+        )
+    duplicated = split["patient_id"][split["patient_id"].duplicated()]
+    if len(duplicated):
+        raise HTCTInputError(f"split: patient {duplicated.iloc[0]} is listed more than once")
+    for part in ("test",) + (("val",) if (split["fold"] < 0).all() else ()):
+        if not (split["part"] == part).any():
+            raise HTCTInputError(f"split: the {part} part is empty; use more patients or a larger fraction")
+    if scans is not None:
+        orphans = sorted(set(scans["patient_id"]) - set(split["patient_id"]))
+        if orphans:
+            raise HTCTInputError(
+                f"split: scan(s) of patient {orphans[0]} have no part ({len(orphans)} patient(s)); "
+                "redraw the split or add the patient to the split file"
+            )
+
+
+def scans_by_part(split: pd.DataFrame, scans: pd.DataFrame) -> pd.DataFrame:
+    """Attach each scan to the part (and fold) of its patient.
+
+    Args:
+        split: the patient split.
+        scans: scan table with scan_id and patient_id.
+
+    Returns:
+        `scans` with the columns part and fold added, in the order of `scans`.
+    """
+    merged = scans.merge(split[["patient_id", "part", "fold"]], on="patient_id", how="left", validate="m:1")
+    return merged.assign(fold=merged["fold"].astype(np.int64))

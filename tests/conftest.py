@@ -1,0 +1,50 @@
+"""Shared fixtures: paths to the repository, the shared reference data, and a tiny workflow run."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "rules", "scripts", "schemas", "envs", "report", "src", "tests/config")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"reference data not found at {SHARED_DATA} (the project's ../shared/data)")
+    return SHARED_DATA
+
+
+def copy_workflow(dest: Path) -> Path:
+    """Copy the workflow (not results/ or resources/) into `dest`, as a user's fresh clone would have it."""
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        target = dest / name
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return dest
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run Snakemake with this interpreter in `workdir`; on failure show its output and the job logs."""
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "tests/config/tiny.yaml", *args]
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        logs = "\n".join(f"--- {log}\n{log.read_text()[-3000:]}" for log in sorted((workdir / "logs").rglob("*.log")))
+        pytest.fail(f"snakemake failed ({result.returncode}):\n{result.stderr[-6000:]}\n{logs}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The whole DAG on the tiny synthetic config (about two minutes on 2 cores), run once per session."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("tiny_run"))
+    run_snakemake(workdir)
+    return workdir

@@ -1,0 +1,62 @@
+"""End to end: the tiny synthetic config through the whole DAG in a temporary directory."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from htct.sheets import load_clinical
+from htct.split import check_split
+from htct.tables import table1
+
+pytestmark = pytest.mark.slow
+
+
+def test_dry_run_shows_the_chain(tiny_run):
+    from tests.conftest import run_snakemake
+
+    result = run_snakemake(tiny_run, "-n", "--forceall")
+    for rule in ("synth_cohort", "convert_dicom", "preprocess", "split", "table1"):
+        assert f"rule {rule}:" in result.stdout or rule in result.stdout, rule
+
+
+def test_cohort_is_an_input_not_a_result(tiny_run):
+    assert (tiny_run / "resources/synthetic/clinical.csv").is_file()
+    assert not (tiny_run / "results/synthetic").exists()
+
+
+def test_conversion_keeps_one_scan_per_study_and_lists_every_series(tiny_run):
+    qc = pd.read_csv(tiny_run / "results/qc/series.tsv", sep="\t")
+    scans = pd.read_csv(tiny_run / "results/qc/scans.tsv", sep="\t")
+    truth = pd.read_csv(tiny_run / "resources/synthetic/truth/scans.tsv", sep="\t")
+    assert set(qc["status"]) <= {"kept", "excluded"}
+    assert (qc.loc[qc["status"] == "excluded", "reason"].fillna("") != "").all()
+    assert sorted(scans["scan_id"]) == sorted(truth["scan_id"])
+    for path in scans["nifti"]:
+        assert (tiny_run / path).is_file()
+
+
+def test_arrays_have_28_slices(tiny_run):
+    volumes = np.load(tiny_run / "results/arrays/volumes.npy", mmap_mode="r")
+    index = pd.read_csv(tiny_run / "results/arrays/index.tsv", sep="\t")
+    assert volumes.shape[0] == len(index)
+    assert volumes.shape[2:] == (28, 32, 32)
+    assert volumes.dtype == np.float16
+    assert 0.0 <= float(volumes.min()) and float(volumes.max()) <= 1.0
+    lesions = np.load(tiny_run / "results/arrays/lesion_mask.npy", mmap_mode="r")
+    assert lesions.shape == (len(index), 28, 32, 32)
+
+
+def test_split_and_table1(tiny_run):
+    split = pd.read_csv(tiny_run / "results/split/split.tsv", sep="\t", dtype={"patient_id": str})
+    scans = pd.read_csv(tiny_run / "results/split/scans.tsv", sep="\t", dtype={"patient_id": str})
+    check_split(split, scans)
+    assert scans.groupby("patient_id")["part"].nunique().max() == 1
+    clinical = load_clinical(tiny_run / "resources/synthetic/clinical.csv")
+    written = pd.read_csv(tiny_run / "results/tables/table1.csv", comment="#")
+    expected = table1(clinical, split).reset_index()
+    assert list(written.columns[2:]) == list(expected.columns[2:])
+    assert written.iloc[:, 2:].astype(str).values.tolist() == expected.iloc[:, 2:].astype(str).values.tolist()
+    n_test = (split["part"] == "test").sum()
+    assert f"Test (n={n_test})" in written.columns
+    for suffix in ("csv", "md", "tex"):
+        assert "SYNTHETIC COHORT" in (tiny_run / f"results/tables/table1.{suffix}").read_text()
