@@ -18,6 +18,9 @@ include: "rules/convert.smk"
 include: "rules/preprocess.smk"
 include: "rules/split.smk"
 include: "rules/tables.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/figures.smk"
 
 
 rule all:

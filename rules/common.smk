@@ -1,3 +1,4 @@
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -73,9 +74,51 @@ def all_outputs():
     ]
     if lesion_masks_configured():
         targets.append("results/arrays/lesion_mask.npy")
+    targets += expand(
+        "results/predictions/{model}.tsv", model=config["train"]["models"]
+    )
+    targets += expand(
+        "results/tables/{table}.{ext}",
+        table=["table2", "table3", "agreement", "tests"],
+        ext=["csv", "md", "tex"],
+    )
+    targets += ["results/numbers.json", "results/numbers.md"]
+    targets += expand(
+        "results/figures/{figure}.{ext}",
+        figure=[
+            "fig1_pipeline",
+            "fig2_confusion",
+            "supp_fig4_roc",
+            "calibration",
+            "decision_curve",
+        ],
+        ext=["pdf", "png"],
+    )
+    if "ctnet" in config["train"]["models"]:
+        targets += [
+            "results/figures/fig3_attention.pdf",
+            "results/evaluation/attention_mass.tsv",
+        ]
     return targets
 
 
 def split_file():
     """An existing split to reuse (config split.file), or nothing: the split is then drawn."""
     return config["split"]["file"] or []
+
+
+def readers_input():
+    """The readers sheet, or nothing when the cohort has no reader study (data.readers empty)."""
+    return config["data"]["readers"] or []
+
+
+def lesion_mask_array():
+    """The cropped lesion masks, when lesion masks are known (synthetic cohort)."""
+    return "results/arrays/lesion_mask.npy" if lesion_masks_configured() else []
+
+
+def truth_scans():
+    """The synthetic cohort's per-scan truth (lesion visibility), used to pick figure 3's cases."""
+    if SYNTHETIC:
+        return "resources/synthetic/truth"
+    return config["data"]["truth"] or []

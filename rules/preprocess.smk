@@ -31,6 +31,8 @@ rule lesion_masks:
         lesion_mask="results/arrays/lesion_mask.npy",
     log:
         "logs/lesion_masks.log",
+    benchmark:
+        "logs/benchmarks/lesion_masks.tsv"
     conda:
         "../envs/dicom.yaml"
     params:

@@ -20,11 +20,17 @@ if snakemake.input.fixed:
     split = pd.read_csv(snakemake.input.fixed, sep="\t", dtype={"patient_id": str})
     logging.info("reusing the split in %s", snakemake.input.fixed)
 else:
-    split = make_split(clinical, scans, params["seed"], params["test_fraction"], params["val_fraction"],
-                       params["k_folds"])
+    split = make_split(
+        clinical, scans, params["seed"], params["test_fraction"], params["val_fraction"], params["k_folds"]
+    )
 check_split(split, scans)
 for part, patients in split.groupby("part"):
-    logging.info("%s: %d patients, %d scans, %d with HT", part, len(patients), patients["n_scans"].sum(),
-                 patients["label"].sum())
+    logging.info(
+        "%s: %d patients, %d scans, %d with HT",
+        part,
+        len(patients),
+        patients["n_scans"].sum(),
+        patients["label"].sum(),
+    )
 split.to_csv(snakemake.output.split, sep="\t", index=False)
 scans_by_part(split, scans).to_csv(snakemake.output.scans, sep="\t", index=False)

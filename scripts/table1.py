@@ -15,5 +15,7 @@ clinical = load_clinical(snakemake.input.clinical)
 split = pd.read_csv(snakemake.input.split, sep="\t", dtype={"patient_id": str})
 table = table1(clinical, split)
 stem = Path(snakemake.output.csv).with_suffix("")
-write_table(table, stem, "Table 1. Baseline characteristics of the patients", synthetic=snakemake.params.synthetic)
+write_table(
+    table, stem, "Table 1. Baseline characteristics of the patients", synthetic=snakemake.params.synthetic
+)
 print(table.to_string(), file=sys.stderr)

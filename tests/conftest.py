@@ -9,7 +9,17 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-WORKFLOW_FILES = ("Snakefile", "config.yaml", "rules", "scripts", "schemas", "envs", "report", "src", "tests/config")
+WORKFLOW_FILES = (
+    "Snakefile",
+    "config.yaml",
+    "rules",
+    "scripts",
+    "schemas",
+    "envs",
+    "report",
+    "src",
+    "tests/config",
+)
 
 
 @pytest.fixture(scope="session")
@@ -34,10 +44,21 @@ def copy_workflow(dest: Path) -> Path:
 
 def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run Snakemake with this interpreter in `workdir`; on failure show its output and the job logs."""
-    command = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "tests/config/tiny.yaml", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        "2",
+        "--configfile",
+        "tests/config/tiny.yaml",
+        *args,
+    ]
     result = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
     if check and result.returncode != 0:
-        logs = "\n".join(f"--- {log}\n{log.read_text()[-3000:]}" for log in sorted((workdir / "logs").rglob("*.log")))
+        logs = "\n".join(
+            f"--- {log}\n{log.read_text()[-3000:]}" for log in sorted((workdir / "logs").rglob("*.log"))
+        )
         pytest.fail(f"snakemake failed ({result.returncode}):\n{result.stderr[-6000:]}\n{logs}")
     return result
 

@@ -36,7 +36,10 @@ def test_clinical_without_dicom_ids_uses_patient_id(tmp_path):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"label": [1, "yes"]}, r"line 3 \(patient_id HT0002\): column label: 'yes' is not of type 'integer'"),
+        (
+            {"label": [1, "yes"]},
+            r"line 3 \(patient_id HT0002\): column label: 'yes' is not of type 'integer'",
+        ),
         ({"label": [1, 2]}, r"column label: 2 is not one of \[0, 1\]"),
         ({"medication": ["aspirin", "none"]}, r"line 2 .*column medication: 'aspirin' is not one of"),
         ({"age": [70, None]}, r"line 3 .*column age is empty"),

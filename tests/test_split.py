@@ -11,7 +11,10 @@ from htct.split import check_split, make_split, scans_by_part
 def _cohort(n_patients: int = 200, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     clinical = pd.DataFrame(
-        {"patient_id": [f"P{i:04d}" for i in range(n_patients)], "label": (rng.random(n_patients) < 0.4).astype(int)}
+        {
+            "patient_id": [f"P{i:04d}" for i in range(n_patients)],
+            "label": (rng.random(n_patients) < 0.4).astype(int),
+        }
     )
     scans = pd.DataFrame(
         [

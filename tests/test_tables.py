@@ -29,9 +29,13 @@ def test_table1_equals_direct_count():
     split = make_split(clinical, scans, seed=2)
     table = table1(clinical, split)
     merged = clinical.merge(split[["patient_id", "part"]], on="patient_id")
-    groups = {"Total": merged, "Training": merged[merged["part"] != "test"], "Test": merged[merged["part"] == "test"]}
+    groups = {
+        "Total": merged,
+        "Training": merged[merged["part"] != "test"],
+        "Test": merged[merged["part"] == "test"],
+    }
     assert list(table.columns) == [f"{name} (n={len(g)})" for name, g in groups.items()]
-    for (name, group), column in zip(groups.items(), table.columns, strict=True):
+    for (_name, group), column in zip(groups.items(), table.columns, strict=True):
         cells = table[column]
         assert cells[("Patients, n", "")] == str(len(group))
         age = group["age"]

@@ -57,7 +57,11 @@ def _validate_rows(sheet: pd.DataFrame, schema: dict, path: Path, what: str, key
                 f"{what} sheet {path}, line {line} ({key} {row.get(key, '?')}): column {column} is empty"
             )
         if error is not None:
-            column = error.path[0] if error.path else (error.message.split("'")[1] if "'" in error.message else "?")
+            column = (
+                error.path[0]
+                if error.path
+                else (error.message.split("'")[1] if "'" in error.message else "?")
+            )
             raise HTCTInputError(
                 f"{what} sheet {path}, line {line} ({key} {row.get(key, '?')}): column {column}: {error.message}"
             )
@@ -80,7 +84,9 @@ def load_clinical(path: str | Path) -> pd.DataFrame:
     for column in ("label", "age"):
         if column in sheet:
             numbers = pd.to_numeric(sheet[column], errors="coerce")
-            sheet[column] = sheet[column].where(numbers.isna() & sheet[column].notna(), numbers).astype(object)
+            sheet[column] = (
+                sheet[column].where(numbers.isna() & sheet[column].notna(), numbers).astype(object)
+            )
     _validate_rows(sheet, _schema("clinical"), path, "clinical", "patient_id")
     sheet["label"] = sheet["label"].astype(int)
     sheet["age"] = sheet["age"].astype(float)

@@ -1,1 +1,22 @@
-"""htct.dicom"""
+"""DICOM to NIfTI conversion with quality control: every series kept or excluded with a reason.
+
+Entry point: `convert_tree` (called by scripts/convert_dicom.py). See docs/conversion.md.
+"""
+
+from htct.dicom.convert import QC_COLUMNS, SCANS_COLUMNS, convert_tree
+from htct.dicom.discover import file_key, series_key
+from htct.dicom.series import classify_series, measure_geometry
+from htct.dicom.volume import build_hu_volume, dicom_affine, write_nifti
+
+__all__ = [
+    "QC_COLUMNS",
+    "SCANS_COLUMNS",
+    "build_hu_volume",
+    "classify_series",
+    "convert_tree",
+    "dicom_affine",
+    "file_key",
+    "measure_geometry",
+    "series_key",
+    "write_nifti",
+]

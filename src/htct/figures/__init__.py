@@ -1,1 +1,44 @@
-"""htct.figures"""
+"""Figures of the evaluation (fig. 1-3, supp. fig. 4, calibration, decision curves) and the Grad-CAM
+attention analysis. Every function writes ``{stem}.pdf`` and ``{stem}.png`` and returns the Figure.
+"""
+
+from htct.figures.attention import (
+    attention_mass,
+    attention_summary,
+    display_slice,
+    fig3_attention,
+    gradcam,
+    largest_lesion_slice,
+)
+from htct.figures.performance import (
+    RocBand,
+    calibration_figure,
+    decision_curve_figure,
+    fig2_confusion,
+    roc_band,
+    supp_fig4_roc,
+)
+from htct.figures.pipeline import RuleGraph, fig1_pipeline, parse_rulegraph, topological_levels
+from htct.figures.style import SYNTHETIC_FIGURE_NOTE, figure_texts, save_figure
+
+__all__ = [
+    "SYNTHETIC_FIGURE_NOTE",
+    "RocBand",
+    "RuleGraph",
+    "attention_mass",
+    "attention_summary",
+    "calibration_figure",
+    "decision_curve_figure",
+    "display_slice",
+    "fig1_pipeline",
+    "fig2_confusion",
+    "fig3_attention",
+    "figure_texts",
+    "gradcam",
+    "largest_lesion_slice",
+    "parse_rulegraph",
+    "roc_band",
+    "save_figure",
+    "supp_fig4_roc",
+    "topological_levels",
+]

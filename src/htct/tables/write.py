@@ -18,7 +18,13 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def _latex_escape(text: str) -> str:
-    for char, escaped in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
+    for char, escaped in (
+        ("\\", r"\textbackslash{}"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("_", r"\_"),
+        ("#", r"\#"),
+    ):
         text = text.replace(char, escaped)
     return text.replace("±", r"$\pm$").replace("–", "--")
 

@@ -1,0 +1,21 @@
+"""Snakemake script of rule convert: DICOM tree -> results/nifti/{scan_id}.nii.gz + QC tables (htct.dicom)."""
+
+import logging
+import sys
+from pathlib import Path
+
+sys.stderr = open(snakemake.log[0], "w")
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # htct importable in any conda env
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+from htct.dicom import convert_tree  # noqa: E402
+
+convert_tree(
+    snakemake.input.dicom,
+    snakemake.input.clinical,
+    snakemake.output.nifti,
+    snakemake.output.qc,
+    snakemake.output.scans,
+    threads=snakemake.threads,
+    **snakemake.params.convert,  # config["convert"]: min_slices, gantry_tilt, max_spacing_deviation_mm
+)

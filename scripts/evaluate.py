@@ -1,0 +1,47 @@
+"""Test-set evaluation: patient-level bootstrap, tables 2-3, agreement and DeLong/McNemar tests."""
+
+import logging
+import sys
+from pathlib import Path
+
+sys.stderr = open(snakemake.log[0], "w")
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # htct importable in any conda env
+
+import pandas as pd
+
+from htct.sheets import load_readers
+from htct.tables import write_table
+from htct.tables.reader_study import evaluate_study
+
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
+ids = {"patient_id": str, "scan_id": str}
+params = snakemake.params.evaluate
+predictions = {
+    model: pd.read_csv(path, sep="\t", dtype=ids)
+    for model, path in zip(snakemake.params.models, snakemake.input.predictions, strict=True)
+}
+scans = pd.read_csv(snakemake.input.scans, sep="\t", dtype=ids)
+test_scans = scans.loc[scans["part"] == "test", "scan_id"]
+readers = load_readers(snakemake.input.readers, test_scans) if snakemake.input.readers else None
+out = evaluate_study(
+    predictions,
+    readers,
+    params["n_bootstrap"],
+    params["seed"],
+    params["ci_method"],
+    params["reader_threshold"],
+)
+out["metrics"].to_csv(snakemake.output.metrics, sep="\t", index=False)
+out["scans"].to_csv(snakemake.output.test_scans, sep="\t", index=False)
+out["agreement_numeric"].to_csv(snakemake.output.agreement, sep="\t")
+out["fleiss_kappa"].to_csv(snakemake.output.fleiss, sep="\t", index=False)
+ci = f"95% CI, patient-level bootstrap ({params['n_bootstrap']} resamples, {params['ci_method']})"
+titles = {
+    "table2": f"Table 2. CTNet and clinicians on the test set, % ({ci})",
+    "table3": f"Table 3. CTNet and the re-implemented models on the test set, % ({ci}); F1 is macro-averaged",
+    "agreement": "Pairwise percent agreement and Cohen's kappa of the calls (clinicians and CTNet)",
+    "tests": "CTNet against every rater: DeLong test of AUC and McNemar test of correct calls",
+}
+for name, title in titles.items():
+    stem = Path(getattr(snakemake.output, name if name != "agreement" else "agreement_table")).with_suffix("")
+    write_table(out[name], stem, title, synthetic=snakemake.params.synthetic)

@@ -1,0 +1,29 @@
+"""Crop and preprocess every converted scan into model-ready arrays (htct.preprocess.build_arrays)."""
+
+import logging
+import sys
+from pathlib import Path
+
+sys.stderr = open(snakemake.log[0], "w")
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # htct importable in any conda env
+
+from htct.preprocess import build_arrays
+
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
+params = snakemake.params.preprocess
+out_dir = Path(snakemake.output.volumes).parent
+for name, file_name in (("brain_mask", "brain_mask.npy"), ("index", "index.tsv")):
+    if Path(getattr(snakemake.output, name)) != out_dir / file_name:
+        raise ValueError(
+            f"output.{name} must be {out_dir / file_name}: build_arrays writes next to volumes.npy"
+        )
+build_arrays(
+    snakemake.input.scans,
+    out_dir,
+    n_slices=params["n_slices"],
+    slice_thickness_mm=params["slice_thickness_mm"],
+    size=params["size"],
+    windows=[tuple(window) for window in params["windows"]],
+    skull_strip=params["skull_strip"],
+    threads=snakemake.threads,
+)

@@ -1,0 +1,14 @@
+"""Snakemake script of rule synth_cohort: generate the synthetic DICOM cohort (htct.synth)."""
+
+import logging
+import sys
+from pathlib import Path
+
+sys.stderr = open(snakemake.log[0], "w")
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # htct importable in any conda env
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+
+from htct.synth import generate_cohort  # noqa: E402
+
+# outputs: dicom = resources/synthetic/dicom, clinical, readers, truth; all share the parent folder.
+generate_cohort(Path(snakemake.output.dicom).parent, **snakemake.params.synthetic)

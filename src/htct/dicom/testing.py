@@ -1,0 +1,135 @@
+"""Small synthetic CT series written with pydicom, for the converter's tests and benchmark.
+
+Not the cohort generator (htct.synth): a head-shaped phantom with just the header fields a converter
+reads, plus knobs to produce the faults the QC rules must catch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, RLELossless, generate_uid
+
+AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+
+def head_phantom(n_slices: int, rows: int, columns: int, seed: int = 0) -> np.ndarray:
+    """HU volume [slice, row, column]: air, a 7 mm skull ellipse, brain at ~35 HU with scanner-like noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[-1 : 1 : rows * 1j, -1 : 1 : columns * 1j]
+    volume = np.full((n_slices, rows, columns), -1000.0)
+    for k in range(n_slices):
+        scale = 0.55 + 0.35 * np.sin(np.pi * (k + 1) / (n_slices + 1))  # head narrows towards both ends
+        radius = (x / (0.75 * scale)) ** 2 + (y / (0.9 * scale)) ** 2
+        volume[k][radius < 1.0] = 1000.0
+        volume[k][radius < 0.85] = 35.0
+    volume += rng.normal(0.0, 4.0, volume.shape)
+    return np.round(volume)
+
+
+def write_ct_series(
+    folder: str | Path,
+    n_slices: int = 24,
+    rows: int = 32,
+    columns: int = 32,
+    *,
+    hu: np.ndarray | None = None,
+    positions_z: Sequence[float] | None = None,
+    slice_thickness: float = 5.0,
+    pixel_spacing: float = 0.5,
+    orientation: Sequence[float] = AXIAL,
+    origin_xy: tuple[float, float] = (-8.0, -8.0),
+    modality: str = "CT",
+    sop_class_uid: str = CTImageStorage,
+    image_type: Sequence[str] = ("ORIGINAL", "PRIMARY", "AXIAL"),
+    rescale: tuple[float, float] | None = (1.0, -1024.0),
+    patient_id: str = "PAT-001",
+    patient_name: str = "Doe^Jane",
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+    study_date: str = "20240101",
+    study_time: str = "120000",
+    gantry_tilt: float = 0.0,
+    rle: bool = False,
+    raw_dataset: bool = False,
+    file_names: Sequence[str] | None = None,
+    seed: int = 0,
+) -> list[Path]:
+    """Write one axial series (one file per slice, shuffled InstanceNumbers don't matter to a converter).
+
+    Args:
+        folder: destination (created).
+        n_slices, rows, columns: volume size (ignored where ``hu`` or ``positions_z`` give it).
+        hu: HU volume [slice, row, column]; a noisy head phantom when None.
+        positions_z: z of each slice's ImagePositionPatient (default: 0, thickness, 2*thickness, ...).
+        rescale: (RescaleSlope, RescaleIntercept) or None to leave both tags out (stored = HU then).
+        patient_name: written as PatientName (and into other identifying tags) to test PHI scrubbing.
+        rle: encode the pixels with pydicom's RLE Lossless encoder.
+        raw_dataset: write implicit-VR datasets without preamble and file meta (old exports).
+        file_names: names of the files (default IM0001, ...; no extension, as many PACS exports).
+
+    Returns:
+        The files written, in slice order.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if hu is not None:
+        n_slices = hu.shape[0]
+    if positions_z is None:
+        positions_z = [k * slice_thickness for k in range(n_slices)]
+    n_slices = len(positions_z)
+    if hu is None:
+        hu = head_phantom(n_slices, rows, columns, seed)
+    rows, columns = hu.shape[1:]
+    slope, intercept = rescale if rescale is not None else (1.0, 0.0)
+    stored = np.round((hu - intercept) / slope)
+    unsigned = stored.min() >= 0
+    stored = stored.astype(np.uint16 if unsigned else np.int16)
+    study_uid = study_uid or generate_uid()
+    series_uid = series_uid or generate_uid()
+    paths = []
+    for k, z in enumerate(positions_z):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = sop_class_uid
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID = sop_class_uid
+        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        ds.Modality = modality
+        ds.ImageType = list(image_type)
+        ds.PatientID = patient_id
+        ds.PatientName = patient_name
+        ds.PatientBirthDate = "19500101"
+        ds.AccessionNumber = f"ACC-{patient_name[:4]}"
+        ds.InstitutionName = f"Hospital of {patient_name}"
+        ds.StudyInstanceUID = study_uid
+        ds.SeriesInstanceUID = series_uid
+        ds.StudyDate, ds.StudyTime = study_date, study_time
+        ds.SeriesNumber, ds.InstanceNumber = 2, n_slices - k  # reverse instance order: converters must sort
+        ds.ImageOrientationPatient = [f"{v:.6f}" for v in orientation]
+        ds.ImagePositionPatient = [f"{origin_xy[0]:.4f}", f"{origin_xy[1]:.4f}", f"{z:.4f}"]
+        ds.PixelSpacing = [pixel_spacing, pixel_spacing]
+        ds.SliceThickness = slice_thickness
+        ds.GantryDetectorTilt = gantry_tilt
+        if rescale is not None:
+            ds.RescaleSlope, ds.RescaleIntercept = f"{slope:g}", f"{intercept:g}"
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.Rows, ds.Columns = rows, columns
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+        ds.PixelRepresentation = 0 if unsigned else 1
+        ds.PixelData = stored[k].tobytes()
+        if rle:
+            ds.compress(RLELossless, encoding_plugin="pydicom")
+        path = folder / (file_names[k] if file_names else f"IM{k + 1:04d}")
+        if raw_dataset:
+            del ds.file_meta
+            ds.save_as(path, implicit_vr=True, little_endian=True, enforce_file_format=False)
+        else:
+            ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths

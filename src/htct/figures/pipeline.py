@@ -1,0 +1,275 @@
+"""Figure 1: the workflow's own rule graph (``snakemake --rulegraph``) drawn with matplotlib.
+
+The paper's fig. 1 is its method framework; here the framework is the workflow itself, so the
+figure is generated from the DOT text Snakemake prints rather than drawn by hand. No graphviz
+binary is needed (none is installed on our machines): the DOT subset Snakemake writes is parsed
+here and laid out by topological level.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+from matplotlib.path import Path as MplPath
+
+from htct.figures.style import DOUBLE_COLUMN_IN, OKABE_ITO, figure_style, new_figure, save_figure
+
+_NODE = re.compile(r"^\s*(\w+)\s*\[(.*)\]\s*;?\s*$")
+_EDGE = re.compile(r"^\s*(\w+)\s*->\s*(\w+)\s*(\[.*\])?\s*;?\s*$")
+_LABEL = re.compile(r'label\s*=\s*"((?:[^"\\]|\\.)*)"')
+_DOT_KEYWORDS = {"graph", "node", "edge", "digraph", "subgraph"}
+
+
+@dataclass(frozen=True)
+class RuleGraph:
+    """A parsed rule graph.
+
+    Attributes:
+        labels: node id -> label (the rule name), in file order.
+        edges: ``(source, target)`` pairs; Snakemake draws an edge from a rule to the rule that
+            consumes its output, so sources come first in the workflow.
+    """
+
+    labels: dict[str, str]
+    edges: list[tuple[str, str]]
+
+
+def parse_rulegraph(dot: str) -> RuleGraph:
+    """Parse the DOT text of ``snakemake --rulegraph`` (or ``--dag``) into nodes and edges.
+
+    Only the constructs Snakemake emits are understood: one node or edge statement per line,
+    ``id[label = "...", ...]`` and ``a -> b``. Escaped newlines in labels (``--dag`` wildcards)
+    become line breaks.
+
+    Args:
+        dot: the DOT text.
+
+    Returns:
+        A :class:`RuleGraph`.
+
+    Raises:
+        ValueError: when no ``digraph`` is found or an edge names an unknown node.
+    """
+    if "digraph" not in dot:
+        raise ValueError("not a DOT digraph (expected the output of `snakemake --rulegraph`)")
+    labels: dict[str, str] = {}
+    edges: list[tuple[str, str]] = []
+    for line in dot.splitlines():
+        edge = _EDGE.match(line)
+        if edge:
+            edges.append((edge.group(1), edge.group(2)))
+            continue
+        node = _NODE.match(line)
+        if node and node.group(1) not in _DOT_KEYWORDS:
+            label = _LABEL.search(node.group(2))
+            text = label.group(1) if label else node.group(1)
+            labels[node.group(1)] = text.replace("\\n", "\n").replace('\\"', '"')
+    unknown = {n for edge in edges for n in edge} - set(labels)
+    if unknown:
+        raise ValueError(f"edges name undeclared node(s) {sorted(unknown)}")
+    return RuleGraph(labels=labels, edges=edges)
+
+
+def topological_levels(graph: RuleGraph) -> list[list[str]]:
+    """Nodes grouped by level: level of a node = longest path to it from a source.
+
+    Within a level, nodes are ordered by the mean position of their parents (barycentre
+    heuristic), which removes most edge crossings in graphs of this size.
+
+    Args:
+        graph: the parsed graph.
+
+    Returns:
+        Levels top to bottom, each a list of node ids.
+
+    Raises:
+        ValueError: when the graph has a cycle.
+    """
+    parents: dict[str, list[str]] = {node: [] for node in graph.labels}
+    for source, target in graph.edges:
+        parents[target].append(source)
+    try:
+        order = list(TopologicalSorter(parents).static_order())
+    except CycleError as error:
+        raise ValueError(f"rule graph has a cycle: {error.args[1]}") from None
+    level: dict[str, int] = {}
+    for node in order:
+        level[node] = 1 + max((level[p] for p in parents[node]), default=-1)
+    levels: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    file_order = {node: k for k, node in enumerate(graph.labels)}
+    for node in sorted(level, key=file_order.__getitem__):
+        levels[level[node]].append(node)
+    position: dict[str, float] = {}
+    for nodes in levels:
+        nodes.sort(key=lambda n: np.mean([position[p] for p in parents[n]]) if parents[n] else file_order[n])
+        for k, node in enumerate(nodes):
+            position[node] = k - (len(nodes) - 1) / 2
+    return levels
+
+
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class RuleGraphLayout:
+    """Positions of a layered drawing of a rule graph (data units: one level = 1, one rule box ~1 wide).
+
+    Attributes:
+        levels: real nodes per level, top to bottom, in drawing order.
+        xy: centre of each rule's box.
+        edge_paths: ``(source, target)`` -> polyline from the source box's bottom through the
+            virtual points of the levels it crosses to the target box's top.
+    """
+
+    levels: list[list[str]]
+    xy: dict[str, Point]
+    edge_paths: dict[tuple[str, str], list[Point]]
+
+
+def layout_rulegraph(graph: RuleGraph, box_height: float = 0.42, sweeps: int = 8) -> RuleGraphLayout:
+    """Layered (Sugiyama-style) layout: longest-path levels, virtual nodes on long edges, barycentres.
+
+    Edges that skip levels get one virtual point per crossed level, ordered with the rules, so they
+    run between boxes instead of through them; alternating downward/upward barycentre sweeps then
+    reduce crossings. Written here because the usual tool for this (graphviz ``dot``) is a binary
+    we do not have.
+
+    Args:
+        graph: the parsed graph.
+        box_height: height of a rule box (edges attach to its top and bottom).
+        sweeps: number of down+up barycentre sweeps.
+
+    Returns:
+        A :class:`RuleGraphLayout`.
+    """
+    real_levels = topological_levels(graph)
+    level = {node: depth for depth, nodes in enumerate(real_levels) for node in nodes}
+    layers: list[list] = [list(nodes) for nodes in real_levels]
+    chains: dict[tuple[str, str], list] = {}
+    for source, target in graph.edges:
+        dummies = [("virtual", source, target, depth) for depth in range(level[source] + 1, level[target])]
+        for dummy in dummies:
+            layers[dummy[3]].append(dummy)
+        chains[(source, target)] = [source, *dummies, target]
+    up: dict = {n: [] for layer in layers for n in layer}
+    down: dict = {n: [] for layer in layers for n in layer}
+    for chain in chains.values():
+        for upper, lower in zip(chain, chain[1:], strict=False):
+            down[upper].append(lower)
+            up[lower].append(upper)
+
+    def reorder(layer: list, neighbours: dict, position: dict) -> None:
+        current = {n: k for k, n in enumerate(layer)}
+        layer.sort(
+            key=lambda n: np.mean([position[m] for m in neighbours[n]]) if neighbours[n] else current[n]
+        )
+
+    for _ in range(sweeps):
+        for direction in (range(1, len(layers)), range(len(layers) - 2, -1, -1)):
+            for depth in direction:
+                neighbour_layer = layers[depth - 1] if direction.step == 1 else layers[depth + 1]
+                position = {n: k for k, n in enumerate(neighbour_layer)}
+                reorder(layers[depth], up if direction.step == 1 else down, position)
+
+    def slot(node: object) -> float:
+        return 0.3 if isinstance(node, tuple) else 1.0
+
+    x: dict = {}
+    for layer in layers:
+        total = sum(slot(n) for n in layer)
+        left = -total / 2
+        for node in layer:
+            x[node] = left + slot(node) / 2
+            left += slot(node)
+    xy = {node: (x[node], -float(level[node])) for node in graph.labels}
+    # Spread the edges leaving (entering) a box over its bottom (top) side, in the order of their
+    # other ends, so parallel edges stay apart.
+    out_port: dict[tuple[str, str], float] = {}
+    in_port: dict[tuple[str, str], float] = {}
+    for node in graph.labels:
+        # end 0: edges leaving `node`, ordered by their next point; end 1: edges entering it,
+        # ordered by their previous point.
+        for end, port, neighbour in ((0, out_port, 1), (1, in_port, -2)):
+            mine = sorted(
+                (e for e in graph.edges if e[end] == node), key=lambda e, n=neighbour: x[chains[e][n]]
+            )
+            spacing = 0.5 / max(len(mine) - 1, 1)
+            for k, edge in enumerate(mine):
+                port[edge] = (k - (len(mine) - 1) / 2) * spacing
+    edge_paths = {}
+    for edge, chain in chains.items():
+        source, target = edge
+        points = [(x[source] + out_port[edge], -level[source] - box_height / 2)]
+        points += [(x[dummy], -float(dummy[3])) for dummy in chain[1:-1]]
+        points.append((x[target] + in_port[edge], -level[target] + box_height / 2))
+        edge_paths[edge] = points
+    levels = [[n for n in layer if not isinstance(n, tuple)] for layer in layers]
+    return RuleGraphLayout(levels=levels, xy=xy, edge_paths=edge_paths)
+
+
+def fig1_pipeline(
+    rulegraph_dot: str,
+    stem: str | Path,
+    synthetic: bool = False,
+    title: str = "Figure 1. Workflow: the rules of ctnet-ht and their dependencies",
+) -> Figure:
+    """Draw the workflow's rule graph top to bottom: one rounded box per rule, arrows for data flow.
+
+    Uses no graphviz binary (not installed here): the DOT text is parsed by
+    :func:`parse_rulegraph` and laid out by :func:`layout_rulegraph`.
+
+    Args:
+        rulegraph_dot: output of ``snakemake --rulegraph``.
+        stem: output path without extension.
+        synthetic: adds the synthetic-cohort note (the graph itself holds no data).
+        title: metadata title.
+
+    Returns:
+        The figure (already written).
+    """
+    graph = parse_rulegraph(rulegraph_dot)
+    box_width, box_height = 0.86, 0.42
+    layout = layout_rulegraph(graph, box_height=box_height)
+    xs = [x for x, _ in layout.xy.values()] + [x for path in layout.edge_paths.values() for x, _ in path]
+    left, right = min(xs, default=0) - box_width / 2 - 0.05, max(xs, default=0) + box_width / 2 + 0.05
+    n_levels = max(len(layout.levels), 1)
+    with figure_style():
+        fig = new_figure(min(DOUBLE_COLUMN_IN, 0.3 + 1.0 * (right - left)), 0.5 + 0.62 * n_levels)
+        ax = fig.subplots()
+        # Rules nothing depends on (the `all` target) get the warm fill.
+        sinks = set(graph.labels) - {source for source, _ in graph.edges}
+        for node, (x, y) in layout.xy.items():
+            is_target = node in sinks and len(graph.labels) > 1
+            box = FancyBboxPatch(
+                (x - box_width / 2, y - box_height / 2),
+                box_width,
+                box_height,
+                boxstyle="round,pad=0.0,rounding_size=0.08",
+                linewidth=1.0,
+                edgecolor=OKABE_ITO["blue"],
+                facecolor="#FBE3CF" if is_target else "#DCEBF5",
+                zorder=2,
+            )
+            ax.add_patch(box)
+            ax.text(x, y, graph.labels[node], ha="center", va="center", fontsize=7, zorder=3)
+        for points in layout.edge_paths.values():
+            arrow = FancyArrowPatch(
+                path=MplPath(points),
+                arrowstyle="-|>",
+                mutation_scale=7,
+                linewidth=0.8,
+                color="0.35",
+                zorder=1,
+            )
+            ax.add_patch(arrow)
+        ax.set_xlim(left, right)
+        ax.set_ylim(-n_levels + 0.5, 0.5)
+        ax.set_axis_off()
+        save_figure(fig, stem, title, synthetic)
+    return fig

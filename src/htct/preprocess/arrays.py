@@ -1,0 +1,263 @@
+"""The cohort's model-ready arrays: every scan of ``scans.tsv`` through :func:`preprocess_volume`.
+
+Outputs are streamed into memory-mapped ``.npy`` files (600 scans x 28 x 512 x 512 in float16 is
+8.8 GB), one scan per worker process at a time, and every file appears under its final name only
+once complete (temporary name + ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+import htct
+from htct.errors import HTCTInputError
+from htct.preprocess import brain, volume
+from htct.preprocess.geometry import CropInfo, apply_crop
+from htct.preprocess.volume import preprocess_volume
+
+log = logging.getLogger(__name__)
+
+SCAN_COLUMNS = ("scan_id", "patient_id", "label", "nifti")
+INDEX_COLUMNS = (
+    "row",
+    "scan_id",
+    "patient_id",
+    "label",
+    "z_first",
+    "n_pad_before",
+    "n_pad_after",
+    "n_brain_slices",
+    "source_thickness_mm",
+)
+
+
+@contextmanager
+def _atomic_path(final: Path) -> Iterator[Path]:
+    """A temporary path next to ``final`` that replaces it on success and is removed on failure."""
+    temporary = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    try:
+        yield temporary
+        os.replace(temporary, final)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def read_scans(scans_tsv: str | Path) -> pd.DataFrame:
+    """Read ``scans.tsv`` (identifiers as text) and resolve each ``nifti`` path.
+
+    Relative NIfTI paths are taken from the working directory (the workflow root), else from the
+    folder of ``scans.tsv``.
+    """
+    scans_tsv = Path(scans_tsv)
+    scans = pd.read_csv(scans_tsv, sep="\t", dtype={"scan_id": str, "patient_id": str, "nifti": str})
+    missing = [column for column in SCAN_COLUMNS if column not in scans.columns]
+    if missing:
+        raise HTCTInputError(f"{scans_tsv}: missing column(s) {', '.join(missing)}; re-run the convert stage")
+    if scans["scan_id"].duplicated().any():
+        raise HTCTInputError(
+            f"{scans_tsv}: duplicate scan_id {scans['scan_id'][scans['scan_id'].duplicated()].iloc[0]}"
+        )
+
+    def resolve(path: str) -> str:
+        candidate = Path(path)
+        if not candidate.is_absolute() and not candidate.exists() and (scans_tsv.parent / candidate).exists():
+            candidate = scans_tsv.parent / candidate
+        return str(candidate)
+
+    scans["nifti"] = scans["nifti"].map(resolve)
+    return scans
+
+
+def _load_hu(scan_id: str, path: str) -> tuple[np.ndarray, np.ndarray]:
+    if not Path(path).exists():
+        raise HTCTInputError(f"scan {scan_id}: NIfTI {path} not found; re-run the convert stage")
+    image = nib.load(path)
+    if len(image.shape) != 3:
+        raise HTCTInputError(f"scan {scan_id}: {path} has shape {image.shape}, expected a 3D volume")
+    return np.asarray(image.dataobj, dtype=np.float32), image.affine
+
+
+def _preprocess_scan(
+    row: int,
+    scan_id: str,
+    nifti: str,
+    volumes_path: str,
+    mask_path: str,
+    params: dict,
+) -> dict:
+    """Worker: preprocess one scan and write it into row ``row`` of the memory-mapped outputs."""
+    hu, affine = _load_hu(scan_id, nifti)
+    array, brain_mask, crop = preprocess_volume(hu, affine, **params)
+    volumes = np.load(volumes_path, mmap_mode="r+")
+    volumes[row] = array
+    volumes.flush()
+    del volumes
+    masks = np.load(mask_path, mmap_mode="r+")
+    masks[row] = brain_mask
+    masks.flush()
+    del masks
+    return crop.to_dict()
+
+
+def build_arrays(
+    scans_tsv: str | Path,
+    out_dir: str | Path,
+    n_slices: int = 28,
+    slice_thickness_mm: float = 5.0,
+    size: int = 96,
+    windows: Sequence[Sequence[float]] = ((40, 80),),
+    skull_strip: bool = False,
+    threads: int = 1,
+) -> pd.DataFrame:
+    """Preprocess every scan of ``scans.tsv`` into ``out_dir``.
+
+    Writes ``volumes.npy`` (float16 [N, C, n_slices, size, size] in [0, 1]), ``brain_mask.npy``
+    (uint8 [N, n_slices, size, size]), ``index.tsv`` (one row per scan, in ``scans.tsv`` order,
+    with the crop of :class:`~htct.preprocess.geometry.CropInfo`) and ``preprocess.json`` (the
+    parameters).
+
+    Args:
+        scans_tsv: the convert stage's ``scans.tsv`` (scan_id, patient_id, label, nifti, ...).
+        out_dir: output folder (created).
+        n_slices: slices per scan.
+        slice_thickness_mm: slice thickness the series are resampled to.
+        size: in-plane size.
+        windows: (centre, width) HU windows, one channel each.
+        skull_strip: zero the voxels outside the intracranial mask.
+        threads: worker processes (scans are processed in parallel).
+
+    Returns:
+        The index table written to ``index.tsv``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scans = read_scans(scans_tsv)
+    if scans.empty:
+        raise HTCTInputError(f"{scans_tsv}: no scans to preprocess")
+    windows = [(float(centre), float(width)) for centre, width in windows]
+    params = {
+        "n_slices": int(n_slices),
+        "slice_thickness_mm": float(slice_thickness_mm),
+        "size": int(size),
+        "windows": windows,
+        "skull_strip": bool(skull_strip),
+    }
+    n_scans = len(scans)
+    with (
+        _atomic_path(out_dir / "volumes.npy") as volumes_tmp,
+        _atomic_path(out_dir / "brain_mask.npy") as mask_tmp,
+    ):
+        # Create the files (header + sparse data) and close them: workers reopen them by path.
+        for path, dtype, shape in (
+            (volumes_tmp, np.float16, (n_scans, len(windows), n_slices, size, size)),
+            (mask_tmp, np.uint8, (n_scans, n_slices, size, size)),
+        ):
+            np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape).flush()
+        jobs = [
+            (row, scan.scan_id, scan.nifti, str(volumes_tmp), str(mask_tmp), params)
+            for row, scan in enumerate(scans.itertuples(index=False))
+        ]
+        if threads > 1 and n_scans > 1:
+            with ProcessPoolExecutor(max_workers=min(threads, n_scans)) as pool:
+                crops = list(pool.map(_preprocess_scan, *zip(*jobs, strict=True)))
+        else:
+            crops = [_preprocess_scan(*job) for job in jobs]
+        index = pd.DataFrame(
+            {
+                "row": np.arange(n_scans),
+                "scan_id": scans["scan_id"],
+                "patient_id": scans["patient_id"],
+                "label": scans["label"],
+            }
+        )
+        index = pd.concat([index, pd.DataFrame(crops)], axis=1)
+        index = index[list(INDEX_COLUMNS) + [c for c in index.columns if c not in INDEX_COLUMNS]]
+        for scan in index.itertuples(index=False):
+            if scan.n_brain_slices == 0:
+                log.warning("scan %s: no intracranial tissue found; slab centred on the scan", scan.scan_id)
+        with _atomic_path(out_dir / "index.tsv") as index_tmp:
+            index.to_csv(index_tmp, sep="\t", index=False)
+        settings = {
+            **params,
+            "htct_version": htct.__version__,
+            "n_scans": n_scans,
+            "axes": "volumes [scan, window, slice, i, j]; slice and in-plane axes follow the NIfTI voxel axes k, i, j",
+            "hu_clip": list(volume.HU_RANGE),
+            "mask_grid_mm": volume.MASK_GRID_MM,
+            "margin_mm": volume.MARGIN_MM,
+            "min_brain_area_mm2": volume.MIN_BRAIN_AREA_MM2,
+            "brain_hu": list(brain.BRAIN_HU),
+            "bone_hu": brain.BONE_HU,
+            "erosion_mm": brain.EROSION_MM,
+            "tissue_hu": brain.TISSUE_HU,
+        }
+        with _atomic_path(out_dir / "preprocess.json") as json_tmp:
+            json_tmp.write_text(json.dumps(settings, indent=2) + "\n")
+    log.info("preprocessed %d scans into %s", n_scans, out_dir)
+    return index
+
+
+def build_lesion_masks(
+    index_tsv: str | Path,
+    scans_tsv: str | Path,
+    masks_dir: str | Path,
+    out_npy: str | Path,
+    n_slices: int = 28,
+    slice_thickness_mm: float = 5.0,
+    size: int = 96,
+) -> None:
+    """Bring lesion masks ``masks_dir/{scan_id}.nii.gz`` into the arrays' crop (synthetic cohort).
+
+    Every mask goes through the same slice resampling, slab and in-plane resampling as its scan
+    (:func:`~htct.preprocess.geometry.apply_crop`, linear with anti-aliasing), then is thresholded
+    at 0.5: a voxel is lesion when at least half of what it averages is.
+
+    Args:
+        index_tsv: ``index.tsv`` from :func:`build_arrays` (holds each scan's crop).
+        scans_tsv: ``scans.tsv``; the masks must be in the grid of each scan's NIfTI.
+        masks_dir: folder of uint8 masks named ``{scan_id}.nii.gz``.
+        out_npy: output uint8 [N, n_slices, size, size], rows as in ``index.tsv``.
+        n_slices: must match the arrays (checked against ``index.tsv``).
+        slice_thickness_mm: must match the arrays.
+        size: must match the arrays.
+    """
+    index = pd.read_csv(index_tsv, sep="\t", dtype={"scan_id": str, "patient_id": str})
+    scans = read_scans(scans_tsv).set_index("scan_id")
+    masks_dir, out_npy = Path(masks_dir), Path(out_npy)
+    out_npy.parent.mkdir(parents=True, exist_ok=True)
+    for name, value in (("n_slices", n_slices), ("slice_thickness_mm", slice_thickness_mm), ("size", size)):
+        if not np.allclose(index[name].astype(float), float(value)):
+            raise HTCTInputError(f"{index_tsv}: {name} differs from {value}; re-run the preprocess stage")
+    with _atomic_path(out_npy) as out_tmp:
+        lesion = np.lib.format.open_memmap(
+            out_tmp, mode="w+", dtype=np.uint8, shape=(len(index), n_slices, size, size)
+        )
+        for row in index.itertuples(index=False):
+            crop = CropInfo.from_mapping(row._asdict())
+            mask_path = masks_dir / f"{row.scan_id}.nii.gz"
+            if not mask_path.exists():
+                raise HTCTInputError(f"scan {row.scan_id}: lesion mask {mask_path} not found")
+            if row.scan_id not in scans.index:
+                raise HTCTInputError(
+                    f"scan {row.scan_id} of {index_tsv} is not in {scans_tsv}; re-run preprocess"
+                )
+            scan_shape = nib.load(scans.loc[row.scan_id, "nifti"]).shape
+            mask = np.asarray(nib.load(mask_path).dataobj, dtype=np.float32)
+            if mask.shape != tuple(scan_shape) or mask.shape != crop.source_shape:
+                raise HTCTInputError(
+                    f"scan {row.scan_id}: lesion mask {mask_path} has shape {mask.shape}, the scan {tuple(scan_shape)}"
+                )
+            cropped = apply_crop((mask > 0).astype(np.float32).transpose(2, 0, 1), crop, fill=0.0)
+            lesion[row.row] = cropped >= 0.5
+        lesion.flush()
+        del lesion

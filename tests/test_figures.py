@@ -1,0 +1,398 @@
+"""Tests of htct.figures: files and metadata of every figure, Grad-CAM localisation, attention mass,
+rule-graph parsing."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from htct.evaluate import brier_score, delong_ci
+from htct.figures import (
+    SYNTHETIC_FIGURE_NOTE,
+    attention_mass,
+    attention_summary,
+    calibration_figure,
+    decision_curve_figure,
+    fig1_pipeline,
+    fig2_confusion,
+    fig3_attention,
+    figure_texts,
+    gradcam,
+    parse_rulegraph,
+    roc_band,
+    supp_fig4_roc,
+    topological_levels,
+)
+from htct.figures.pipeline import layout_rulegraph
+
+# ---------------------------------------------------------------- helpers
+
+
+def pdf_title(path: Path) -> str:
+    """The /Title of a PDF's info dictionary (literal or UTF-16 hex string, as matplotlib writes them)."""
+    match = re.search(rb"/Title\s*(\((?:[^()\\]|\\.)*\)|<[0-9A-Fa-f]+>)", path.read_bytes())
+    assert match, f"{path} has no /Title"
+    raw = match.group(1)
+    if raw.startswith(b"<"):
+        data = bytes.fromhex(raw[1:-1].decode())
+    else:
+        data = re.sub(rb"\\(.)", rb"\1", raw[1:-1], flags=re.DOTALL)
+    return data[2:].decode("utf-16-be") if data.startswith(b"\xfe\xff") else data.decode("latin-1")
+
+
+def check_outputs(stem: Path, synthetic: bool, title_start: str | None = None) -> None:
+    """PDF and PNG exist and are non-empty, titles carry the note iff synthetic, no Author anywhere."""
+    pdf, png = Path(f"{stem}.pdf"), Path(f"{stem}.png")
+    assert pdf.stat().st_size > 1000 and png.stat().st_size > 1000
+    assert pdf.read_bytes().startswith(b"%PDF")
+    assert b"/Author" not in pdf.read_bytes()
+    png_text = Image.open(png).text
+    assert "Author" not in png_text
+    assert png_text["Creator"] == "ctnet-ht"
+    for title in (pdf_title(pdf), png_text["Title"]):
+        assert (SYNTHETIC_FIGURE_NOTE in title) == synthetic
+        if title_start is not None:
+            assert title.startswith(title_start)
+
+
+@pytest.fixture
+def cohort():
+    """60 scans of 30 patients, three models of decreasing skill, eight readers."""
+    rng = np.random.default_rng(7)
+    y = np.tile([0, 1], 30)
+    patient_ids = np.repeat([f"P{k:03d}" for k in range(30)], 2)
+    scores = {
+        name: np.clip(y * skill + rng.normal(0.35, 0.2, y.size), 0.001, 0.999)
+        for name, skill in (("ctnet", 0.4), ("wozniak2023", 0.2), ("soundari2022", 0.05))
+    }
+    readers = {
+        f"Reader {k + 1}": (np.clip(y * 0.3 + rng.normal(0.35, 0.25, y.size), 0, 1) >= 0.5).astype(int)
+        for k in range(8)
+    }
+    return y, patient_ids, scores, readers
+
+
+# ---------------------------------------------------------------- performance figures
+
+
+def test_fig2_confusion_counts_percentages_and_note(tmp_path):
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 0])
+    calls = {"ctnet": np.array([1, 1, 0, 1, 0, 0, 0, 0])}  # TP 2, FN 1, FP 1, TN 4
+    calls |= {f"Reader {k}": np.array([1, 0, 0, 0, 0, 0, 0, 0]) for k in range(1, 9)}
+    fig = fig2_confusion(y, calls, tmp_path / "fig2", synthetic=True)
+    texts = figure_texts(fig)
+    assert SYNTHETIC_FIGURE_NOTE in texts
+    assert {"2\n66.7%", "1\n33.3%", "4\n80.0%", "1\n20.0%"} <= set(texts)  # CTNet's row percentages
+    assert texts.count("0\n0.0%") == 8  # every reader: no false positives
+    assert {"CTNet", "Reader 1", "Reader 8"} <= set(texts)
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(images) == 9 and all(im.get_clim() == (0, 100) for im in images)  # one shared scale
+    check_outputs(tmp_path / "fig2", synthetic=True, title_start="Figure 2")
+
+
+def test_fig2_without_synthetic_note(tmp_path):
+    y = np.array([0, 1, 0, 1])
+    fig = fig2_confusion(y, {"ctnet": y}, tmp_path / "fig2", synthetic=False)
+    assert SYNTHETIC_FIGURE_NOTE not in figure_texts(fig)
+    check_outputs(tmp_path / "fig2", synthetic=False)
+
+
+def test_fig2_rejects_non_binary_calls(tmp_path):
+    with pytest.raises(ValueError, match="0/1"):
+        fig2_confusion([0, 1], {"ctnet": [0.2, 0.7]}, tmp_path / "x", synthetic=True)
+
+
+def test_roc_band_is_an_ordered_monotone_band(cohort):
+    y, patient_ids, scores, _ = cohort
+    band = roc_band(y, scores["ctnet"], patient_ids, n_bootstrap=300, seed=1)
+    assert band.fpr[0] == 0 and band.fpr[-1] == 1
+    assert np.all(band.low <= band.high)
+    assert np.all(np.diff(band.low) >= 0) and np.all(np.diff(band.high) >= 0)
+    assert band.low.min() >= 0 and band.high.max() <= 1 and band.high[-1] == 1
+    again = roc_band(y, scores["ctnet"], patient_ids, n_bootstrap=300, seed=1)
+    np.testing.assert_array_equal(band.low, again.low)
+    # A perfectly separating score has TPR 1 at any FPR > 0 in every resample.
+    perfect = roc_band(y, y * 0.8 + 0.1, patient_ids, n_bootstrap=100, seed=1)
+    np.testing.assert_array_equal(perfect.low[1:], 1.0)
+
+
+def test_supp_fig4_roc_legend_and_reader_points(tmp_path, cohort):
+    y, patient_ids, scores, readers = cohort
+    band = roc_band(y, scores["ctnet"], patient_ids, n_bootstrap=200)
+    fig = supp_fig4_roc(y, scores, readers, tmp_path / "roc", synthetic=True, band=band)
+    texts = figure_texts(fig)
+    auc, low, high = delong_ci(y, scores["ctnet"])
+    assert f"CTNet: AUC {auc:.2f} ({low:.2f}–{high:.2f})" in texts
+    assert "CTNet: bootstrap 95% band" in texts
+    assert SYNTHETIC_FIGURE_NOTE in texts
+    points = {line.get_label(): line for line in fig.axes[0].lines if line.get_label().startswith("Reader")}
+    assert len(points) == 8
+    call = readers["Reader 3"]
+    sensitivity = call[y == 1].mean()
+    false_positive_rate = call[y == 0].mean()
+    assert points["Reader 3"].get_xdata()[0] == pytest.approx(false_positive_rate)
+    assert points["Reader 3"].get_ydata()[0] == pytest.approx(sensitivity)
+    check_outputs(tmp_path / "roc", synthetic=True, title_start="Supplementary Figure 4")
+
+
+def test_calibration_figure_reports_brier(tmp_path, cohort):
+    y, _, scores, _ = cohort
+    fig = calibration_figure(y, scores, tmp_path / "calibration", synthetic=True)
+    legend = " ".join(figure_texts(fig))
+    for name, label in (("ctnet", "CTNet"), ("soundari2022", "Soundari 2022")):
+        assert f"{label}: Brier {brier_score(y, scores[name]):.3f}" in legend
+    assert "slope" in legend and "intercept" in legend
+    assert len(fig.axes) == 2  # reliability diagram + histogram
+    check_outputs(tmp_path / "calibration", synthetic=True)
+
+
+def test_decision_curve_figure_strategies(tmp_path, cohort):
+    y, _, scores, _ = cohort
+    fig = decision_curve_figure(y, scores, tmp_path / "dca", synthetic=True)
+    labels = [line.get_label() for line in fig.axes[0].lines]
+    assert labels == ["CTNet", "Wozniak 2023", "Soundari 2022", "Treat all", "Treat none"]
+    treat_all = fig.axes[0].lines[3]
+    assert treat_all.get_ydata()[0] == pytest.approx(0.5 - 0.5 * 0.01 / 0.99)  # prevalence 0.5, pt 0.01
+    assert fig.axes[0].get_ylim()[1] > y.mean()
+    check_outputs(tmp_path / "dca", synthetic=True)
+
+
+# ---------------------------------------------------------------- figure 1: rule graph
+
+TOY_SNAKEFILE = """
+rule all:
+    input: "c.txt", "d.txt"
+rule a:
+    output: "a.txt"
+    shell: "touch {output}"
+rule b:
+    input: "a.txt"
+    output: "b.txt"
+    shell: "touch {output}"
+rule c:
+    input: "a.txt", "b.txt"
+    output: "c.txt"
+    shell: "touch {output}"
+rule d:
+    input: "a.txt"
+    output: "d.txt"
+    shell: "touch {output}"
+"""
+
+
+@pytest.fixture(scope="module")
+def toy_rulegraph(tmp_path_factory) -> str:
+    workdir = tmp_path_factory.mktemp("toy_workflow")
+    (workdir / "Snakefile").write_text(TOY_SNAKEFILE)
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--rulegraph", "--cores", "1"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout
+
+
+def test_parse_rulegraph_of_a_toy_workflow(toy_rulegraph):
+    graph = parse_rulegraph(toy_rulegraph)
+    assert sorted(graph.labels.values()) == ["a", "all", "b", "c", "d"]
+    assert len(graph.edges) == 6
+    by_label = {label: node for node, label in graph.labels.items()}
+    named_edges = {(graph.labels[s], graph.labels[t]) for s, t in graph.edges}
+    assert named_edges == {("a", "b"), ("a", "c"), ("b", "c"), ("a", "d"), ("c", "all"), ("d", "all")}
+    levels = [[graph.labels[n] for n in level] for level in topological_levels(graph)]
+    assert (
+        levels[0] == ["a"] and sorted(levels[1]) == ["b", "d"] and levels[2] == ["c"] and levels[3] == ["all"]
+    )
+    layout = layout_rulegraph(graph)
+    # a -> c and d -> all skip a level: one virtual point each, so they bend around the boxes between.
+    assert len(layout.edge_paths[(by_label["a"], by_label["c"])]) == 3
+    assert len(layout.edge_paths[(by_label["d"], by_label["all"])]) == 3
+    assert len(layout.edge_paths[(by_label["a"], by_label["b"])]) == 2
+
+
+def test_parse_rulegraph_errors():
+    with pytest.raises(ValueError, match="digraph"):
+        parse_rulegraph("rule all:")
+    with pytest.raises(ValueError, match="undeclared"):
+        parse_rulegraph('digraph g {\n 0[label = "a"];\n 0 -> 1\n}')
+    cyclic = parse_rulegraph('digraph g {\n 0[label = "a"];\n 1[label = "b"];\n 0 -> 1\n 1 -> 0\n}')
+    with pytest.raises(ValueError, match="cycle"):
+        topological_levels(cyclic)
+
+
+def test_fig1_pipeline_draws_every_rule(tmp_path, toy_rulegraph):
+    fig = fig1_pipeline(toy_rulegraph, tmp_path / "fig1", synthetic=True)
+    assert {"a", "b", "c", "d", "all"} <= set(figure_texts(fig))
+    assert len(fig.axes[0].patches) == 5 + 6  # boxes + arrows
+    check_outputs(tmp_path / "fig1", synthetic=True, title_start="Figure 1")
+
+
+# ---------------------------------------------------------------- attention
+
+
+def test_attention_mass_exact_split():
+    shape = (8, 16, 16)
+    z, y, x = np.indices(shape)
+    brain = ((y >= 3) & (y < 13) & (x >= 3) & (x < 13)).astype(np.uint8)
+    skull_ring = ((y >= 1) & (y < 15) & (x >= 1) & (x < 15)) & (brain == 0)
+    lesion = np.zeros(shape, np.uint8)
+    lesion[2:4, 5:8, 5:8] = 1  # 18 voxels, inside the brain
+    heatmap = np.zeros(shape)
+    heatmap[lesion == 1] = 0.6 / lesion.sum()
+    heatmap[skull_ring] = 0.4 / skull_ring.sum()
+    mass = attention_mass(heatmap, brain, lesion)
+    assert mass["brain"] == pytest.approx(0.6, abs=1e-12)
+    assert mass["skull_or_outside"] == pytest.approx(0.4, abs=1e-12)
+    assert mass["lesion"] == pytest.approx(0.6, abs=1e-12)
+    assert mass["lesion_volume_share"] == pytest.approx(18 / (8 * 16 * 16))
+    # Scaling the map changes nothing; no lesion mask gives NaN; an empty map gives NaN.
+    assert attention_mass(7 * heatmap, brain, lesion)["brain"] == pytest.approx(0.6, abs=1e-12)
+    assert np.isnan(attention_mass(heatmap, brain, None)["lesion"])
+    assert np.isnan(attention_mass(np.zeros(shape), brain, lesion)["brain"])
+    with pytest.raises(ValueError, match="shape"):
+        attention_mass(heatmap, brain[:4], lesion)
+
+
+class RegionGate(nn.Module):
+    """Zeroes features outside a fixed region, so the model's output depends only on that region."""
+
+    def __init__(self, region: torch.Tensor):
+        super().__init__()
+        self.register_buffer("region", region)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.region
+
+
+class RegionModel3d(nn.Module):
+    """3D conv at stride 2 whose features are summed over one region only: logit [B, 1]."""
+
+    def __init__(self, region: torch.Tensor):
+        super().__init__()
+        torch.manual_seed(0)
+        conv = nn.Conv3d(1, 4, 3, stride=2, padding=1)
+        with torch.no_grad():
+            conv.weight.abs_()
+        self.cam_layer = nn.Sequential(conv, nn.ReLU(), RegionGate(region))
+        self.head = nn.Linear(4, 1)
+        with torch.no_grad():
+            self.head.weight.fill_(1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.cam_layer(x).sum(dim=(2, 3, 4)))
+
+
+class RegionModel2d(nn.Module):
+    """Slices as channels of a 2D conv (as CTNet's 2D variant), in-plane region only."""
+
+    def __init__(self, region: torch.Tensor, n_slices: int):
+        super().__init__()
+        torch.manual_seed(0)
+        conv = nn.Conv2d(n_slices, 4, 3, padding=1)
+        with torch.no_grad():
+            conv.weight.abs_()
+        self.cam_layer = nn.Sequential(conv, nn.ReLU(), RegionGate(region))
+        self.head = nn.Linear(4, 1)
+        with torch.no_grad():
+            self.head.weight.fill_(1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.cam_layer(x.flatten(1, 2)).sum(dim=(2, 3)))
+
+
+def test_gradcam_localises_the_region_a_3d_model_reads():
+    feature_region = torch.zeros(1, 1, 14, 16, 16)
+    feature_region[..., 2:6, 8:14, 1:5] = 1  # asymmetric, so a transposed or flipped map would miss it
+    model = RegionModel3d(feature_region)
+    volume = torch.rand(1, 28, 32, 32, generator=torch.Generator().manual_seed(1))
+    heatmap = gradcam(model, volume)
+    assert heatmap.shape == (28, 32, 32) and heatmap.dtype == np.float32
+    assert heatmap.min() >= 0 and heatmap.max() == pytest.approx(1.0)
+    input_region = np.zeros((28, 32, 32), bool)
+    input_region[4:12, 16:28, 2:10] = True  # the feature region at stride 2
+    assert heatmap[input_region].sum() / heatmap.sum() > 0.8
+    assert np.unravel_index(heatmap.argmax(), heatmap.shape) in {tuple(i) for i in np.argwhere(input_region)}
+    # A batch gives the same maps as one scan at a time (eval mode: scans do not interact).
+    batch = torch.stack([volume, torch.rand(1, 28, 32, 32)])
+    np.testing.assert_allclose(gradcam(model, batch)[0], heatmap, atol=1e-6)
+    # float16 arrays, as stored in volumes.npy, are accepted.
+    assert gradcam(model, volume.numpy().astype(np.float16)).shape == (28, 32, 32)
+
+
+def test_gradcam_2d_model_broadcasts_over_slices():
+    region = torch.zeros(1, 1, 32, 32)
+    region[..., 4:12, 20:30] = 1
+    model = RegionModel2d(region, n_slices=28)
+    heatmap = gradcam(model, torch.rand(1, 28, 32, 32))
+    assert heatmap.shape == (28, 32, 32)
+    np.testing.assert_array_equal(heatmap[0], heatmap[27])
+    assert heatmap[:, 4:12, 20:30].sum() / heatmap.sum() > 0.8
+
+
+def test_gradcam_on_registered_ctnet():
+    from htct.models import create_model
+
+    torch.manual_seed(0)
+    for conv in ("3d", "2d"):
+        model = create_model("ctnet", in_channels=1, n_slices=28, conv=conv)
+        heatmap = gradcam(model, torch.rand(2, 1, 28, 32, 32))
+        assert heatmap.shape == (2, 28, 32, 32)
+        assert heatmap.min() >= 0 and heatmap.max() <= 1
+
+
+def test_gradcam_needs_cam_layer():
+    with pytest.raises(TypeError, match="cam_layer"):
+        gradcam(nn.Linear(2, 1), torch.zeros(1, 1, 2, 2, 2))
+
+
+def test_attention_summary_and_fig3(tmp_path):
+    feature_region = torch.zeros(1, 1, 14, 16, 16)
+    feature_region[..., 2:6, 8:14, 1:5] = 1
+    model = RegionModel3d(feature_region)
+    rng = np.random.default_rng(3)
+    volumes = rng.random((3, 1, 28, 32, 32)).astype(np.float16)
+    brain = np.zeros((3, 28, 32, 32), np.uint8)
+    brain[:, :, 8:30, 0:14] = 1  # holds the region the model reads
+    lesion = np.zeros_like(brain)
+    lesion[:, 6:10, 18:24, 4:8] = 1
+    lesion[:, 7, 17:25, 3:9] = 1  # the largest lesion area: index 7, "slice 8" (1-based)
+    table = attention_summary(model, volumes, brain, lesion, rows=[0, 2], scan_ids=["S0", "S2"], batch_size=1)
+    assert list(table["scan_id"]) == ["S0", "S2", "mean"]
+    assert list(table["row"].iloc[:2]) == [0, 2] and table["row"].isna().iloc[2]
+    assert (table["brain"].iloc[:2] > 0.8).all()
+    np.testing.assert_allclose(table["brain"] + table["skull_or_outside"], 1.0)
+    assert table["lesion"].iloc[2] == pytest.approx(table["lesion"].iloc[:2].mean())
+    assert table["lesion_volume_share"].iloc[0] == pytest.approx(lesion[0].mean())
+
+    heatmaps = {row: gradcam(model, volumes[row]) for row in (0, 2)}
+    cases = [("Visible lesion", 0, None), ("Barely visible lesion", 2, 5)]
+    fig = fig3_attention(volumes, heatmaps, lesion, cases, tmp_path / "fig3", synthetic=True)
+    texts = figure_texts(fig)
+    assert "Visible lesion\nslice 8" in texts
+    assert "Barely visible lesion\nslice 6" in texts
+    assert SYNTHETIC_FIGURE_NOTE in texts
+    check_outputs(tmp_path / "fig3", synthetic=True, title_start="Figure 3")
+
+
+def test_tiny_test_sets_do_not_break_the_figures(tmp_path):
+    """The tiny workflow config has a handful of test scans: DeLong and the logistic fit are undefined."""
+    y = np.array([1, 1, 0])
+    scores = {"ctnet": np.array([0.9, 0.8, 0.1]), "wozniak2023": np.array([0.2, 0.6, 0.4])}
+    band = roc_band(y, scores["ctnet"], ["a", "b", "c"], n_bootstrap=50)
+    fig = supp_fig4_roc(y, scores, {"R1": np.array([1, 0, 0])}, tmp_path / "roc", synthetic=True, band=band)
+    assert {"CTNet: AUC 1.00 (CI n/a)", "Wozniak 2023: AUC 0.50 (CI n/a)"} <= set(figure_texts(fig))
+    fig = calibration_figure(y, scores, tmp_path / "calibration", synthetic=True)
+    assert "CTNet: Brier 0.020\nslope n/a, intercept n/a" in figure_texts(fig)  # perfectly separated
+    one_class = np.array([1, 1, 1])
+    fig = supp_fig4_roc(one_class, scores, {}, tmp_path / "roc1", synthetic=True)
+    assert "CTNet: AUC n/a" in figure_texts(fig)
+    decision_curve_figure(one_class, scores, tmp_path / "dca1", synthetic=True)
+    check_outputs(tmp_path / "dca1", synthetic=True)

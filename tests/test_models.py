@@ -1,0 +1,109 @@
+"""htct.models: shapes of every model, the residual blocks, the registry and the layer tables in docs."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from htct.models import (
+    CTNet,
+    ResidualBlock1,
+    ResidualBlock2,
+    count_parameters,
+    create_model,
+    layer_table,
+    layer_table_markdown,
+    list_models,
+)
+from htct.models.cam import attention_map
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "models.md"
+MODEL_VARIANTS = [
+    ("ctnet", {"conv": "3d"}),
+    ("ctnet", {"conv": "2d"}),
+    ("wozniak2023", {}),
+    ("soundari2022", {}),
+]
+
+
+def test_registry_lists_the_three_models_and_rejects_unknown_names():
+    assert list_models() == ["ctnet", "soundari2022", "wozniak2023"]
+    with pytest.raises(ValueError, match="unknown model 'resnet'"):
+        create_model("resnet")
+
+
+@pytest.mark.parametrize(("name", "options"), MODEL_VARIANTS)
+@pytest.mark.parametrize("in_channels", [1, 2])
+def test_each_model_gives_one_logit_per_scan(name, options, in_channels):
+    torch.manual_seed(0)
+    model = create_model(name, in_channels=in_channels, n_slices=28, **options).eval()
+    logits = model(torch.rand(3, in_channels, 28, 32, 32))
+    assert logits.shape == (3, 1)
+    assert torch.isfinite(logits).all()
+    assert hasattr(model, "cam_layer")
+
+
+def test_ctnet_conv_modes_differ_in_layer_type():
+    assert any(isinstance(m, torch.nn.Conv3d) for m in create_model("ctnet", conv="3d").modules())
+    model_2d = create_model("ctnet", conv="2d", in_channels=2)
+    assert not any(isinstance(m, torch.nn.Conv3d) for m in model_2d.modules())
+    assert model_2d.stem[0].in_channels == 2 * 28  # slices x windows are the 2D channels
+    with pytest.raises(ValueError, match="conv must be"):
+        CTNet(conv="4d")
+
+
+@pytest.mark.parametrize(("conv", "shape"), [("3d", (2, 8, 14, 16, 16)), ("2d", (2, 8, 16, 16))])
+def test_block1_keeps_shape_with_identity_shortcut(conv, shape):
+    block = ResidualBlock1(8, conv=conv).eval()
+    x = torch.rand(shape)
+    assert block(x).shape == x.shape
+    # With the residual branch silenced the block is the identity shortcut (then ReLU of x >= 0).
+    torch.nn.init.zeros_(block.bn2.weight)
+    torch.nn.init.zeros_(block.bn2.bias)
+    torch.testing.assert_close(block(x), x)
+
+
+@pytest.mark.parametrize(
+    ("conv", "shape", "expected"),
+    [("3d", (2, 8, 28, 32, 32), (2, 16, 14, 16, 16)), ("2d", (2, 8, 32, 32), (2, 16, 16, 16))],
+)
+def test_block2_projects_channels_and_stride(conv, shape, expected):
+    block = ResidualBlock2(8, 16, stride=2, conv=conv).eval()
+    assert block(torch.rand(shape)).shape == expected
+    projection = block.projection[0]
+    assert projection.kernel_size == ((1, 1, 1) if conv == "3d" else (1, 1))
+    assert projection.stride == ((2, 2, 2) if conv == "3d" else (2, 2))
+    assert (projection.in_channels, projection.out_channels) == (8, 16)
+
+
+def test_ctnet_uses_both_block_kinds_and_width_scales_parameters():
+    model = create_model("ctnet")
+    kinds = [type(m).__name__ for m in model.modules() if isinstance(m, ResidualBlock1 | ResidualBlock2)]
+    assert kinds == ["ResidualBlock1", "ResidualBlock2", "ResidualBlock1", "ResidualBlock2", "ResidualBlock1"]
+    assert count_parameters(create_model("ctnet", width=16)) > 3 * count_parameters(model)
+
+
+def test_layer_table_follows_the_forward_pass():
+    rows = layer_table(create_model("ctnet"), (1, 28, 32, 32), depth=1)
+    assert [r["layer"] for r in rows] == ["stem", "stages", "head"]
+    assert rows[0]["output_shape"] == (8, 28, 8, 8)  # in-plane /4, slices kept
+    assert rows[-1]["output_shape"] == (1,)
+    assert sum(r["parameters"] for r in rows) == count_parameters(create_model("ctnet"))
+
+
+@pytest.mark.parametrize(("name", "options"), MODEL_VARIANTS)
+def test_docs_hold_the_generated_layer_tables(name, options):
+    """docs/models.md must be regenerated (python -m htct.models.summary) when a model changes."""
+    assert layer_table_markdown(name, **options) in DOCS.read_text()
+
+
+@pytest.mark.parametrize(("name", "options"), MODEL_VARIANTS)
+def test_attention_map_covers_the_scan_grid(name, options):
+    torch.manual_seed(0)
+    model = create_model(name, **options)
+    volume = np.random.default_rng(0).random((1, 28, 32, 32), dtype=np.float32)
+    heatmap = attention_map(model, volume)
+    assert heatmap.shape == (28, 32, 32)
+    assert heatmap.dtype == np.float32
+    assert heatmap.min() >= 0 and heatmap.max() <= 1

@@ -1,0 +1,118 @@
+"""Tables 2-3, agreement/tests tables and numbers.json from fixture predictions."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from htct.evaluate import binary_metrics, bootstrap_metrics
+from htct.tables.numbers import paper_numbers, write_numbers
+from htct.tables.reader_study import AVERAGE_READER, evaluate_study, with_reader_average
+
+MODELS = ["ctnet", "wozniak2023", "soundari2022"]
+READERS = [f"Clinician {i}" for i in range(1, 9)]
+
+
+def _fixture(n_patients: int = 40, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p in range(n_patients):
+        label = int(rng.random() < 0.6)
+        for k in range(1, rng.integers(1, 3) + 1):
+            rows.append({"patient_id": f"P{p:03d}", "scan_id": f"P{p:03d}_scan{k}", "y_true": label})
+    scans = pd.DataFrame(rows)
+    signal = scans["y_true"].to_numpy() + rng.normal(0, 0.8, len(scans))
+    predictions = {}
+    for i, model in enumerate(MODELS):
+        p = 1 / (1 + np.exp(-(signal * (1.5 - 0.5 * i) + rng.normal(0, 0.5 * i + 0.01, len(scans)))))
+        predictions[model] = scans.assign(split="test", p_ht=p, threshold=0.5)
+    readers = pd.DataFrame(
+        [
+            {"scan_id": s, "reader": r, "p_ht": float(1 / (1 + np.exp(-(sig - 1.0 + rng.normal(0, 0.7)))))}
+            for r in READERS
+            for s, sig in zip(scans["scan_id"], signal, strict=True)
+        ]
+    )
+    return scans, predictions, readers
+
+
+def test_table2_and_table3_layout_and_values():
+    scans, predictions, readers = _fixture()
+    out = evaluate_study(predictions, readers, n_bootstrap=200, seed=1)
+    table2 = out["table2"]
+    assert list(table2.index) == ["CTNet", *READERS, AVERAGE_READER]
+    assert list(table2.columns) == ["Accuracy", "Sensitivity", "Specificity", "PPV", "F1", "AUC"]
+    table3 = out["table3"]
+    assert list(table3.index) == ["CTNet", "Woźniak et al. (2023)", "Soundari et al. (2022)"]
+    assert list(table3.columns) == ["Accuracy", "Sensitivity", "Specificity", "F1 (macro)"]
+    # The point estimate in the table is the plain metric on the test scans, in percent.
+    ordered = scans.sort_values("scan_id")
+    expected = binary_metrics(
+        ordered["y_true"], predictions["ctnet"].set_index("scan_id").loc[ordered["scan_id"], "p_ht"], 0.5
+    )
+    assert table2.loc["CTNet", "Accuracy"].startswith(f"{100 * expected['accuracy']:.2f} (")
+    assert table3.loc["CTNet", "F1 (macro)"].startswith(f"{100 * expected['macro_f1']:.2f} (")
+    # The average row is the mean of the readers' point estimates.
+    metrics = out["metrics"].set_index(["rater", "metric"])
+    mean_sens = np.mean([metrics.loc[(r, "sensitivity"), "value"] for r in READERS])
+    assert metrics.loc[(AVERAGE_READER, "sensitivity"), "value"] == pytest.approx(mean_sens)
+    assert list(out["tests"].index) == [
+        f"CTNet vs {name}" for name in ["Woźniak et al. (2023)", "Soundari et al. (2022)", *READERS]
+    ]
+    assert out["agreement"].shape == (18, 9)
+
+
+def test_average_interval_is_the_interval_of_the_mean():
+    scans, predictions, readers = _fixture(30, seed=3)
+    wide = readers.pivot(index="scan_id", columns="reader", values="p_ht").loc[scans["scan_id"]]
+    scores = {r: wide[r].to_numpy() for r in READERS}
+    result = bootstrap_metrics(
+        scans["y_true"], scans["patient_id"], scores, dict.fromkeys(READERS, 0.5), 300, seed=2
+    )
+    averaged = with_reader_average(result, READERS)
+    mean_replicates = np.nanmean(result.replicates["accuracy"], axis=1)
+    np.testing.assert_allclose(averaged.replicates["accuracy"][:, -1], mean_replicates, rtol=1e-12)
+    low, high = np.quantile(mean_replicates, [0.025, 0.975])
+    row = averaged.ci().query("rater == @AVERAGE_READER and metric == 'accuracy'").iloc[0]
+    assert (row["low"], row["high"]) == pytest.approx((low, high))
+
+
+def test_numbers_json(tmp_path):
+    scans, predictions, readers = _fixture()
+    out = evaluate_study(predictions, readers, n_bootstrap=100, seed=1)
+    patients = scans.drop_duplicates("patient_id")
+    clinical = pd.DataFrame(
+        {
+            "patient_id": patients["patient_id"],
+            "label": patients["y_true"],
+            "age": 60.0,
+            "sex": "M",
+            "medication": "none",
+        }
+    )
+    split_scans = scans.assign(part="test")
+    numbers = paper_numbers(
+        clinical,
+        split_scans,
+        out["metrics"],
+        out["agreement_numeric"],
+        float(out["fleiss_kappa"].iloc[0, 0]),
+        MODELS,
+        READERS,
+        synthetic=True,
+    )
+    write_numbers(numbers, tmp_path / "numbers.json", tmp_path / "numbers.md")
+    back = json.loads((tmp_path / "numbers.json").read_text())
+    assert back["cohort"]["patients"] == 40 and back["cohort"]["scans"] == len(scans)
+    assert back["cohort"]["scans_ht"] == int(scans["y_true"].sum())
+    assert back["split"]["test"]["scans"] == len(scans)
+    sens = [out["metrics"].set_index(["rater", "metric"]).loc[(r, "sensitivity"), "value"] for r in READERS]
+    assert back["readers"]["sensitivity"]["min"] == pytest.approx(min(sens))
+    assert (
+        0
+        <= back["agreement"]["percent_among_readers"]["min"]
+        <= back["agreement"]["percent_among_readers"]["max"]
+        <= 1
+    )
+    assert "SYNTHETIC COHORT" in (tmp_path / "numbers.md").read_text()
