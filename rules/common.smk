@@ -1,4 +1,5 @@
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -122,3 +123,19 @@ def truth_scans():
     if SYNTHETIC:
         return "resources/synthetic/truth"
     return config["data"]["truth"] or []
+
+
+def print_input_errors(since):
+    """Print the one-line input errors (htct.errors.ERROR_PREFIX) that this run's jobs logged."""
+    for log in sorted(Path("logs").rglob("*.log")):
+        if log.stat().st_mtime >= since:
+            for line in log.read_text(errors="replace").splitlines():
+                if line.startswith("HTCT-ERROR:"):
+                    print(f"{line} (log: {log})", file=sys.stderr)
+
+
+WORKFLOW_START = time.time()
+
+
+onerror:
+    print_input_errors(WORKFLOW_START)

@@ -6,6 +6,10 @@ from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "w")
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # htct importable in any conda env
+
+from htct.errors import report_input_errors
+
+report_input_errors()
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 from htct.dicom import convert_tree  # noqa: E402

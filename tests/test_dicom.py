@@ -183,6 +183,9 @@ def build_tree(root: Path) -> dict[str, str]:
     )
     truncated = series("truncated", "MRN-1003", study_date="20230108")
     truncated[5].write_bytes(truncated[5].read_bytes()[:-500])
+    cut_header = series("cut_header", "MRN-1003", study_date="20230110")
+    header_only = cut_header[3].read_bytes()
+    cut_header[3].write_bytes(header_only[: header_only.find(b"\xe0\x7f\x10\x00")])  # cut before Pixel Data
     series("unknown_patient", "MRN-9999", study_date="20230109")
     (root / "Smithson_Alice_19500101" / "notes.txt").write_text("exported by Dr Who for Smithson^Alice\n")
     return uids
@@ -215,6 +218,7 @@ def generated(tmp_path_factory):
         ("sagittal", "not axial"),
         ("scout", "localizer"),
         ("truncated", "truncated pixel data (1 of 24 files"),
+        ("cut_header", "missing pixel data (1 of 24 files"),
         ("unknown_patient", "patient not in the clinical sheet"),
         ("thin_duplicate", "duplicate series in study"),
     ],
@@ -316,8 +320,9 @@ def test_patients_without_scan_are_reported(generated, caplog, tmp_path):
     assert "D04" in caplog.text and "C03" in caplog.text  # C03 has only faulty series
 
 
-def test_parallel_conversion_gives_the_same_tables(generated, tmp_path):
+def test_parallel_conversion_gives_the_same_tables(generated, tmp_path, monkeypatch):
     tmp, _, scans, qc = generated
+    monkeypatch.setattr("htct.dicom.convert.HEADER_PROCESS_THRESHOLD", 1)  # headers in processes too
     parallel = convert_tree(tmp / "dicom", tmp / "clinical.csv", tmp_path / "n", tmp_path / "q.tsv", tmp_path / "s.tsv",
                             threads=2)  # fmt: skip
     pd.testing.assert_frame_equal(parallel.drop(columns="nifti"), scans.drop(columns="nifti"))
@@ -374,3 +379,53 @@ def test_synthetic_cohort_converts_as_its_truth_says(tmp_path):
     for keyword, value in zip(phi["keyword"], phi["value"].fillna(""), strict=True):
         if len(value) >= 6:  # shorter values could occur by chance in the voxel bytes
             assert value.encode() not in blob, f"{keyword} leaked into the outputs"
+
+
+@pytest.mark.parametrize(
+    "orientation",
+    [(1, 0, 0, 0, 1, 0), (0, 1, 0, 1, 0, 0), (-1, 0, 0, 0, 1, 0), (1, 0, 0, 0, -1, 0)],
+    ids=["standard", "rows-along-y", "mirrored-x", "normal-down"],
+)
+def test_any_axial_orientation_equals_dcm2niix(tmp_path, orientation):
+    """Generated 24 x 40 x 32 series in several in-plane orientations: voxels and affine as dcm2niix's.
+
+    Covers the axis flips and the permutation to RAS voxel order (compared after both images are
+    reoriented with nibabel.as_closest_canonical, arrays exactly, affines within 1e-4 mm).
+    """
+    binary = dcm2niix_binary()
+    if binary is None:
+        pytest.skip("dcm2niix not installed (pip install dcm2niix)")
+    hu = head_phantom(24, 40, 32, seed=7)
+    write_ct_series(
+        tmp_path / "dicom", hu=hu, orientation=orientation, patient_id="O1", origin_xy=(-3.0, 4.0)
+    )
+    (tmp_path / "c.csv").write_text(CLINICAL_HEADER + "O,O1,0,50,M,none\n")
+    scans = convert_tree(
+        tmp_path / "dicom", tmp_path / "c.csv", tmp_path / "n", tmp_path / "q.tsv", tmp_path / "s.tsv"
+    )
+    subprocess.run([binary, "-z", "y", "-f", "ref", "-o", str(tmp_path), str(tmp_path / "dicom")],
+                   check=True, capture_output=True)  # fmt: skip
+    ours, reference = canonical(Path(scans.loc[0, "nifti"])), canonical(tmp_path / "ref.nii.gz")
+    assert nib.aff2axcodes(nib.load(scans.loc[0, "nifti"]).affine) == ("R", "A", "S")
+    np.testing.assert_allclose(ours.affine, reference.affine, atol=1e-4)
+    assert np.array_equal(ours.get_fdata(), reference.get_fdata())
+
+
+def test_slice_specific_rescale_is_stored_as_float32(tmp_path):
+    """Slopes that differ between slices: float32 HU (no common NIfTI scaling can represent them)."""
+    from htct.dicom.discover import read_header
+    from htct.dicom.series import measure_geometry
+    from htct.dicom.volume import build_hu_volume, write_nifti
+
+    paths = write_ct_series(tmp_path / "dicom", n_slices=6, rows=8, columns=8, seed=9)
+    headers = [read_header(p, tmp_path / "dicom") for p in paths]
+    for k, header in enumerate(headers):
+        header.rescale_slope, header.rescale_intercept = (1.0, -1024.0) if k % 2 else (0.5, -1000.25)
+    volume = build_hu_volume(headers, measure_geometry(headers))
+    image = nib.load(write_nifti(volume, tmp_path / "v.nii.gz"))
+    assert image.get_data_dtype() == np.float32
+    stored = np.stack([pydicom.dcmread(p).pixel_array for p in paths]).astype(float)  # [slice, row, column]
+    slopes = np.array([h.rescale_slope for h in headers])[:, None, None]
+    intercepts = np.array([h.rescale_intercept for h in headers])[:, None, None]
+    expected = (stored * slopes + intercepts).astype(np.float32).transpose(2, 1, 0)[::-1, ::-1, :]
+    assert np.array_equal(image.get_fdata(), expected)

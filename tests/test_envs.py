@@ -35,9 +35,10 @@ CONDA_PACKAGE = {
     "libjpeg": "pylibjpeg-libjpeg",
     "openjpeg": "pylibjpeg-openjpeg",
     "rle": "pylibjpeg-rle",
+    "isal": "python-isal",
 }
 # pip distribution name -> conda-forge package name, where they differ
-PIP_TO_CONDA = {"torch": "pytorch"}
+PIP_TO_CONDA = {"torch": "pytorch", "isal": "python-isal"}
 
 
 def parse_rules(rules_dir: Path = REPO / "rules") -> dict[str, dict[str, str]]:
@@ -66,6 +67,19 @@ def _module_file(module: str) -> Path | None:
     return None
 
 
+def _walk_runtime(tree: ast.AST):
+    """ast.walk, minus `if TYPE_CHECKING:` blocks (never run); lazy imports in functions are kept."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                stack.extend(child.orelse)
+                continue
+            stack.append(child)
+
+
 def third_party_imports(path: Path, seen: set[Path] | None = None) -> set[str]:
     """Top-level third-party modules imported by `path`, following imports of htct modules."""
     seen = set() if seen is None else seen
@@ -78,7 +92,7 @@ def third_party_imports(path: Path, seen: set[Path] | None = None) -> set[str]:
     package = (
         path.relative_to(REPO / "src").with_suffix("").parts[:-1] if REPO / "src" in path.parents else ()
     )
-    for node in ast.walk(tree):
+    for node in _walk_runtime(tree):
         modules: list[str] = []
         if isinstance(node, ast.Import):
             modules = [alias.name for alias in node.names]

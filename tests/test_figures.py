@@ -15,20 +15,17 @@ from torch import nn
 from htct.evaluate import brier_score, delong_ci
 from htct.figures import (
     SYNTHETIC_FIGURE_NOTE,
-    attention_mass,
-    attention_summary,
     calibration_figure,
     decision_curve_figure,
     fig1_pipeline,
     fig2_confusion,
-    fig3_attention,
     figure_texts,
-    gradcam,
     parse_rulegraph,
     roc_band,
     supp_fig4_roc,
     topological_levels,
 )
+from htct.figures.attention import attention_mass, attention_summary, fig3_attention, gradcam
 from htct.figures.pipeline import layout_rulegraph
 
 # ---------------------------------------------------------------- helpers

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from htct.figures.attention import gradcam
 from htct.models import (
     CTNet,
     ResidualBlock1,
@@ -16,7 +17,6 @@ from htct.models import (
     layer_table_markdown,
     list_models,
 )
-from htct.models.cam import attention_map
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "models.md"
 MODEL_VARIANTS = [
@@ -103,7 +103,7 @@ def test_attention_map_covers_the_scan_grid(name, options):
     torch.manual_seed(0)
     model = create_model(name, **options)
     volume = np.random.default_rng(0).random((1, 28, 32, 32), dtype=np.float32)
-    heatmap = attention_map(model, volume)
+    heatmap = gradcam(model, volume)
     assert heatmap.shape == (28, 32, 32)
     assert heatmap.dtype == np.float32
     assert heatmap.min() >= 0 and heatmap.max() <= 1

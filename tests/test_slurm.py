@@ -139,7 +139,9 @@ def toy_runs(slurm_cluster, tmp_path_factory) -> dict[str, tuple[Path, subproces
         command += [*TEST_CLUSTER_ARGS, target]
         processes[name] = (
             workdir,
-            subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
+            subprocess.Popen(
+                command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            ),
         )
     results = {}
     for name, (workdir, process) in processes.items():

@@ -101,7 +101,7 @@ def predict_scan(
     import nibabel as nib
     import torch
 
-    from htct.models.cam import attention_map
+    from htct.figures.attention import gradcam
     from htct.preprocess import preprocess_volume, uncrop_to_scan
     from htct.train.predict import load_trained_model
 
@@ -129,7 +129,7 @@ def predict_scan(
     model = trained.model
     with torch.no_grad():
         p_ht = float(torch.sigmoid(model(torch.from_numpy(volume[None]).float())).item())
-    heatmap = attention_map(model, volume)
+    heatmap = gradcam(model, volume)
     predicted = time.perf_counter()
 
     out_dir = Path(out_dir)

@@ -199,6 +199,12 @@ def classify_series(
                 f"max_spacing_deviation_mm {max_spacing_deviation_mm:g} from {spacing:.2f} mm)"
             )
             return verdict
+    missing = sum(not s.has_pixel_data for s in slices)
+    if missing:
+        verdict.reason = (
+            f"missing pixel data ({missing} of {len(slices)} files end before it: truncated copies?)"
+        )
+        return verdict
     truncated = sum(s.is_native and s.pixels_truncated for s in slices)
     if truncated:
         verdict.reason = f"truncated pixel data ({truncated} of {len(slices)} files end early)"

@@ -1,15 +1,10 @@
 """Figures of the evaluation (fig. 1-3, supp. fig. 4, calibration, decision curves) and the Grad-CAM
 attention analysis. Every function writes ``{stem}.pdf`` and ``{stem}.png`` and returns the Figure.
+
+The attention analysis (Grad-CAM, needs torch and captum) lives in :mod:`htct.figures.attention`
+and is not imported here, so the plotting steps run in an environment without torch.
 """
 
-from htct.figures.attention import (
-    attention_mass,
-    attention_summary,
-    display_slice,
-    fig3_attention,
-    gradcam,
-    largest_lesion_slice,
-)
 from htct.figures.performance import (
     RocBand,
     calibration_figure,
@@ -25,17 +20,11 @@ __all__ = [
     "SYNTHETIC_FIGURE_NOTE",
     "RocBand",
     "RuleGraph",
-    "attention_mass",
-    "attention_summary",
     "calibration_figure",
     "decision_curve_figure",
-    "display_slice",
     "fig1_pipeline",
     "fig2_confusion",
-    "fig3_attention",
     "figure_texts",
-    "gradcam",
-    "largest_lesion_slice",
     "parse_rulegraph",
     "roc_band",
     "save_figure",

@@ -251,11 +251,19 @@ def build_lesion_masks(
                 raise HTCTInputError(
                     f"scan {row.scan_id} of {index_tsv} is not in {scans_tsv}; re-run preprocess"
                 )
-            scan_shape = nib.load(scans.loc[row.scan_id, "nifti"]).shape
-            mask = np.asarray(nib.load(mask_path).dataobj, dtype=np.float32)
-            if mask.shape != tuple(scan_shape) or mask.shape != crop.source_shape:
+            scan_image = nib.load(scans.loc[row.scan_id, "nifti"])
+            mask_image = nib.load(mask_path)
+            mask = np.asarray(mask_image.dataobj, dtype=np.float32)
+            if mask.shape != tuple(scan_image.shape) or mask.shape != crop.source_shape:
                 raise HTCTInputError(
-                    f"scan {row.scan_id}: lesion mask {mask_path} has shape {mask.shape}, the scan {tuple(scan_shape)}"
+                    f"scan {row.scan_id}: lesion mask {mask_path} has shape {mask.shape}, "
+                    f"the scan {tuple(scan_image.shape)}"
+                )
+            # Same shape is not enough: a mirrored grid has the same shape but another affine.
+            if not np.allclose(mask_image.affine, scan_image.affine, atol=1e-3):
+                raise HTCTInputError(
+                    f"scan {row.scan_id}: lesion mask {mask_path} is not in the scan's voxel grid "
+                    "(affines differ); resample it onto the converted NIfTI first"
                 )
             cropped = apply_crop((mask > 0).astype(np.float32).transpose(2, 0, 1), crop, fill=0.0)
             lesion[row.row] = cropped >= 0.5

@@ -128,16 +128,16 @@ def numbers_markdown(numbers: dict[str, Any]) -> str:
     )
     for part, s in numbers["split"].items():
         lines.append(f"- {part}: {s['patients']} patients, {s['scans']} scans ({s['scans_ht']} HT).")
-    for model, m in numbers["models"].items():
+    for m in numbers["models"].values():
         parts = [
-            f"{metric} {100 * v['value']:.1f}% ({100 * v['low']:.1f}–{100 * v['high']:.1f})"
+            f"{metric} {_percent(v['value'])} ({_percent(v['low'], '')}–{_percent(v['high'], '')})"
             for metric, v in m.items()
             if isinstance(v, dict)
         ]
         lines.append(f"- {m['label']} (test): " + ", ".join(parts) + ".")
     for metric, r in numbers["readers"].items():
         lines.append(
-            f"- Readers' {metric}: mean {100 * r['mean']:.1f}%, range {100 * r['min']:.1f}–{100 * r['max']:.1f}%."
+            f"- Readers' {metric}: mean {_percent(r['mean'])}, range {_percent(r['min'], '')}–{_percent(r['max'])}."
         )
     if numbers["agreement"]:
         a = numbers["agreement"]
@@ -148,6 +148,10 @@ def numbers_markdown(numbers: dict[str, Any]) -> str:
             f"Fleiss' kappa of the readers {a['fleiss_kappa_readers']:.2f}."
         )
     return "\n".join(lines) + "\n"
+
+
+def _percent(value: float, unit: str = "%") -> str:
+    return "NA" if value is None or np.isnan(value) else f"{100 * value:.1f}{unit}"
 
 
 def write_numbers(numbers: dict[str, Any], json_path: str, md_path: str) -> None:
