@@ -139,3 +139,11 @@ WORKFLOW_START = time.time()
 
 onerror:
     print_input_errors(WORKFLOW_START)
+
+
+def comparison_preprocess():
+    """Preprocessing of the attention comparison: as configured, with skull stripping toggled."""
+    return {
+        **config["preprocess"],
+        "skull_strip": not config["preprocess"]["skull_strip"],
+    }

@@ -39,38 +39,6 @@ rule figures:
         "../scripts/figures.py"
 
 
-rule attention:
-    input:
-        model="results/models/ctnet/weights.pt",
-        volumes="results/arrays/volumes.npy",
-        brain_mask="results/arrays/brain_mask.npy",
-        lesion_mask=lesion_mask_array(),
-        index="results/arrays/index.tsv",
-        scans="results/split/scans.tsv",
-        truth=truth_scans(),
-    output:
-        fig3=report(
-            multiext("results/figures/fig3_attention", ".pdf", ".png"),
-            caption="../report/fig3_attention.rst",
-            category="Figures",
-        ),
-        mass="results/evaluation/attention_mass.tsv",
-    log:
-        "logs/attention.log",
-    benchmark:
-        "logs/benchmarks/attention.tsv"
-    conda:
-        "../envs/torch.yaml"
-    threads: 2
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    params:
-        synthetic=SYNTHETIC,
-    script:
-        "../scripts/attention.py"
-
-
 rule fig1_pipeline:
     output:
         dot="results/figures/rulegraph.dot",

@@ -1,5 +1,8 @@
 """End to end: the tiny synthetic config through the whole DAG in a temporary directory."""
 
+import json
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -60,3 +63,43 @@ def test_split_and_table1(tiny_run):
     assert f"Test (n={n_test})" in written.columns
     for suffix in ("csv", "md", "tex"):
         assert "SYNTHETIC COHORT" in (tiny_run / f"results/tables/table1.{suffix}").read_text()
+
+
+def test_models_evaluation_and_figures(tiny_run):
+    for model in ("ctnet", "wozniak2023", "soundari2022"):
+        predictions = pd.read_csv(tiny_run / f"results/predictions/{model}.tsv", sep="\t")
+        assert set(predictions["split"]) == {"val", "test"}
+        assert predictions["p_ht"].between(0, 1).all()
+        assert predictions["threshold"].nunique() == 1
+    table2 = pd.read_csv(tiny_run / "results/tables/table2.csv", comment="#")
+    assert list(table2["Rater"]) == ["CTNet", *[f"Clinician {i}" for i in range(1, 9)], "Average (clinician)"]
+    table3 = pd.read_csv(tiny_run / "results/tables/table3.csv", comment="#")
+    assert list(table3.columns) == ["Rater", "Accuracy", "Sensitivity", "Specificity", "F1 (macro)"]
+    numbers = json.loads((tiny_run / "results/numbers.json").read_text())
+    assert numbers["synthetic"] is True
+    split = pd.read_csv(tiny_run / "results/split/scans.tsv", sep="\t")
+    assert numbers["split"]["test"]["scans"] == (split["part"] == "test").sum()
+    for figure in (
+        "fig1_pipeline",
+        "fig2_confusion",
+        "fig3_attention",
+        "supp_fig4_roc",
+        "calibration",
+        "decision_curve",
+    ):
+        for ext in ("pdf", "png"):
+            assert (tiny_run / f"results/figures/{figure}.{ext}").stat().st_size > 1000, figure
+    attention = pd.read_csv(tiny_run / "results/tables/attention.csv", comment="#")
+    assert list(attention["Model"]) == ["CTNet (full head input)", "CTNet (skull-stripped input)"]
+
+
+def test_report_builds_offline_with_the_synthetic_notice(tiny_run):
+    from tests.conftest import run_snakemake
+
+    run_snakemake(tiny_run, "--report", "results/report.html")
+    html = (tiny_run / "results/report.html").read_text(errors="replace")
+    assert "synthetic cohort" in html.lower()
+    for name in ("table1.csv", "table2.csv", "table3.csv", "fig2_confusion.png", "fig3_attention.png"):
+        assert name in html, name
+    # Offline: no script or stylesheet is fetched from the network.
+    assert not re.search(r'<(script|link)[^>]*(src|href)="https?://', html)

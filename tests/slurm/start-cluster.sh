@@ -12,7 +12,8 @@
 # did not write is never replaced.
 #
 # The Debian packages slurmctld, slurmd, slurm-client and munge are installed with apt-get when
-# missing (needs root). Its ports are picked free, so it does not clash with other services. Stop with tests/slurm/stop-cluster.sh STATE_DIR.
+# missing (needs root). Its ports are picked free, so it does not clash with other services.
+# Stop it with tests/slurm/stop-cluster.sh STATE_DIR.
 #
 # Accounting is off (no slurmdbd): the profiles are used with `--slurm-status-command squeue`,
 # which needs MinJobAge >= 3 x slurm-init-seconds-before-status-checks (here MinJobAge=600).
@@ -54,9 +55,20 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! comm
   fi
   log "installing slurmctld slurmd slurm-client munge with apt-get"
   export DEBIAN_FRONTEND=noninteractive
+  # Keep the packages' init scripts from starting system-wide daemons (we start our own below):
+  # a policy-rc.d that denies every start, only for the installation and only if none exists.
+  policy=/usr/sbin/policy-rc.d
+  if [[ ! -e "$policy" ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq >&2
-  # policy-rc.d may refuse to start the services during installation; we start our own below.
   apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >&2
+  if [[ -n "$(trap -p EXIT)" ]]; then
+    rm -f "$policy"
+    trap - EXIT
+  fi
 fi
 
 free_port() {

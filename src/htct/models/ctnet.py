@@ -17,10 +17,11 @@ from torch import nn
 from htct.models.registry import register_model
 
 ConvMode = Literal["3d", "2d"]
+PoolMode = Literal["avg", "max", "avgmax"]
 
 _LAYERS = {
-    "3d": (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d, nn.AdaptiveAvgPool3d),
-    "2d": (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d),
+    "3d": (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d),
+    "2d": (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d),
 }
 
 
@@ -38,7 +39,7 @@ class ResidualBlock1(nn.Module):
 
     def __init__(self, channels: int, conv: ConvMode = "3d") -> None:
         super().__init__()
-        conv_cls, norm_cls, _, _ = _LAYERS[conv]
+        conv_cls, norm_cls, _ = _LAYERS[conv]
         self.conv1 = conv_cls(channels, channels, 3, padding=1, bias=False)
         self.bn1 = norm_cls(channels)
         self.conv2 = conv_cls(channels, channels, 3, padding=1, bias=False)
@@ -65,7 +66,7 @@ class ResidualBlock2(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 2, conv: ConvMode = "3d") -> None:
         super().__init__()
-        conv_cls, norm_cls, _, _ = _LAYERS[conv]
+        conv_cls, norm_cls, _ = _LAYERS[conv]
         s = _stride(conv, stride)
         self.conv1 = conv_cls(in_channels, out_channels, 3, stride=s, padding=1, bias=False)
         self.bn1 = norm_cls(out_channels)
@@ -82,17 +83,49 @@ class ResidualBlock2(nn.Module):
         return self.relu(out + self.projection(x))
 
 
-class HTPredictor(nn.Module):
-    """The HT predictor head: global average pooling, dropout and a fully connected layer -> one logit."""
+class GlobalPool(nn.Module):
+    """Global pooling over the grid: "avg", "max", or "avgmax" (both, concatenated along channels).
 
-    def __init__(self, in_features: int, conv: ConvMode = "3d", dropout: float = 0.3) -> None:
+    The average of a lesion-detecting feature grows with the lesion's volume; the maximum keeps a
+    small focal sign (a hyperdense artery, a small infarct) from being diluted by the whole brain.
+    """
+
+    def __init__(self, mode: PoolMode = "avgmax", conv: ConvMode = "3d") -> None:
         super().__init__()
-        self.pool = _LAYERS[conv][3](1)
-        self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(in_features, 1)
+        if mode not in ("avg", "max", "avgmax"):
+            raise ValueError(f"pool must be 'avg', 'max' or 'avgmax', not {mode!r}")
+        self.mode: PoolMode = mode
+        self.dims = (2, 3, 4) if conv == "3d" else (2, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(torch.flatten(self.pool(x), 1)))
+        pooled = []
+        if self.mode in ("avg", "avgmax"):
+            pooled.append(x.mean(dim=self.dims))
+        if self.mode in ("max", "avgmax"):
+            pooled.append(x.amax(dim=self.dims))
+        return torch.cat(pooled, dim=1)
+
+
+class HTPredictor(nn.Module):
+    """The HT predictor head: global pooling, dropout and a fully connected layer -> one logit.
+
+    Args:
+        in_features: feature channels of the last stage.
+        conv: "3d" or "2d".
+        dropout: dropout before the fully connected layer.
+        pool: "avg", "max" or "avgmax" global pooling (see GlobalPool).
+    """
+
+    def __init__(
+        self, in_features: int, conv: ConvMode = "3d", dropout: float = 0.3, pool: PoolMode = "avgmax"
+    ) -> None:
+        super().__init__()
+        self.pool = GlobalPool(pool, conv=conv)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(in_features * (2 if pool == "avgmax" else 1), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(self.pool(x)))
 
 
 class CTNet(nn.Module):
@@ -110,6 +143,7 @@ class CTNet(nn.Module):
         blocks_per_stage: residual blocks per stage; the first block of every stage after the first
             is a block2 (stride 2, channels doubled), all others are block1.
         dropout: dropout before the fully connected layer of the HT predictor.
+        pool: global pooling of the HT predictor, "avg", "max" or "avgmax" (see GlobalPool).
 
     Attributes:
         cam_layer: the last residual stage, whose output feeds the HT predictor (for Grad-CAM).
@@ -123,6 +157,7 @@ class CTNet(nn.Module):
         width: int | None = None,
         blocks_per_stage: Sequence[int] = (1, 2, 2),
         dropout: float = 0.3,
+        pool: PoolMode = "avgmax",
     ) -> None:
         super().__init__()
         if conv not in _LAYERS:
@@ -130,7 +165,7 @@ class CTNet(nn.Module):
         self.conv_mode: ConvMode = conv
         self.n_slices = n_slices
         width = width or (8 if conv == "3d" else 32)
-        conv_cls, norm_cls, pool_cls, _ = _LAYERS[conv]
+        conv_cls, norm_cls, pool_cls = _LAYERS[conv]
         if conv == "3d":
             # In-plane stride only: 28 slices of 5 mm are already coarse along z.
             stem_conv = conv_cls(
@@ -154,7 +189,7 @@ class CTNet(nn.Module):
                     blocks.append(ResidualBlock1(channels, conv=conv))
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
-        self.head = HTPredictor(channels, conv=conv, dropout=dropout)
+        self.head = HTPredictor(channels, conv=conv, dropout=dropout, pool=pool)
         self.cam_layer = self.stages[-1]
         _init_weights(self)
 

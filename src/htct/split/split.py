@@ -14,6 +14,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from htct.errors import HTCTInputError
 
 PARTS = ("train", "val", "test")
+PATIENT_QC_COLUMNS = ["patient_id", "n_scans_found", "n_scans_kept", "status", "reason"]
 
 
 def make_split(
@@ -121,3 +122,49 @@ def scans_by_part(split: pd.DataFrame, scans: pd.DataFrame) -> pd.DataFrame:
     """
     merged = scans.merge(split[["patient_id", "part", "fold"]], on="patient_id", how="left", validate="m:1")
     return merged.assign(fold=merged["fold"].astype(np.int64))
+
+
+def patient_status(
+    clinical: pd.DataFrame, qc: pd.DataFrame, scans: pd.DataFrame, split: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per patient of the clinical sheet: how many scans were found and kept, and why not.
+
+    A patient without a usable scan would otherwise just be missing from the split; this table (the
+    workflow's ``results/qc/patients.tsv``) makes every such patient visible with a reason.
+
+    Args:
+        clinical: the clinical sheet (patient_id, ...).
+        qc: the converter's QC table (``results/qc/series.tsv``: patient_id, study_rank, ...).
+        scans: the kept scans (scan_id, patient_id).
+        split: the patient split (patient_id, part).
+
+    Returns:
+        patient_id, n_scans_found (studies found in the DICOM tree, kept or not), n_scans_kept,
+        status (included | excluded) and reason ("" when included); in the clinical sheet's order.
+    """
+    found = qc.dropna(subset=["patient_id", "study_rank"])
+    found = found[found["patient_id"].astype(str) != ""]
+    n_found = found.groupby(found["patient_id"].astype(str))["study_rank"].nunique()
+    n_kept = scans.groupby(scans["patient_id"].astype(str)).size()
+    in_split = set(split["patient_id"].astype(str))
+    rows = []
+    for patient_id in clinical["patient_id"].astype(str):
+        found_here, kept_here = int(n_found.get(patient_id, 0)), int(n_kept.get(patient_id, 0))
+        if patient_id in in_split:
+            reason = ""
+        elif found_here == 0:
+            reason = "no DICOM series whose PatientID matches its dicom_patient_id (check the export and the sheet)"
+        elif kept_here == 0:
+            reason = f"none of its {found_here} scan(s) passed QC (reasons in results/qc/series.tsv)"
+        else:
+            reason = "not in the split file (config split.file)"
+        rows.append(
+            {
+                "patient_id": patient_id,
+                "n_scans_found": found_here,
+                "n_scans_kept": kept_here,
+                "status": "excluded" if reason else "included",
+                "reason": reason,
+            }
+        )
+    return pd.DataFrame(rows, columns=PATIENT_QC_COLUMNS)

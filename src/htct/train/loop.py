@@ -45,6 +45,7 @@ DEFAULT_TRAIN_CONFIG: dict[str, object] = {
     "threads": None,  # CPU threads for torch; None: leave torch's default
     "augment": True,
     "monitor": "val_loss",  # val_loss | val_auc
+    "min_epochs": 0,  # no model selection or early stop before this epoch (the one-cycle warm-up)
     "model_options": {},  # per model name: extra constructor options, e.g. {ctnet: {width: 16}}
 }
 
@@ -341,10 +342,14 @@ def train_model(
         metric = (
             val_loss if cfg["monitor"] == "val_loss" else -(val_auc if not math.isnan(val_auc) else -math.inf)
         )
-        if state["best_state"] is None or metric < state["best_metric"] - 1e-6:
+        # Before min_epochs the newest epoch is kept as a stand-in, so the first selectable epoch always
+        # replaces it and an interrupted short run still has weights.
+        first_selectable = min(int(cfg["min_epochs"]), epochs)
+        selectable = epoch >= first_selectable
+        if epoch <= first_selectable or (selectable and metric < state["best_metric"] - 1e-6):
             state.update(best_metric=metric, best_epoch=epoch, epochs_without_improvement=0)
             state["best_state"] = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        else:
+        elif selectable:
             state["epochs_without_improvement"] += 1
         state["epoch"] = epoch
         state["stopped"] = state["epochs_without_improvement"] >= int(cfg["patience"])
