@@ -9,6 +9,8 @@ import torch
 from htct.figures.attention import gradcam
 from htct.models import (
     CTNet,
+    GlobalPool,
+    InputWindow,
     ResidualBlock1,
     ResidualBlock2,
     count_parameters,
@@ -86,8 +88,8 @@ def test_ctnet_uses_both_block_kinds_and_width_scales_parameters():
 
 def test_layer_table_follows_the_forward_pass():
     rows = layer_table(create_model("ctnet"), (1, 28, 32, 32), depth=1)
-    assert [r["layer"] for r in rows] == ["stem", "stages", "head"]
-    assert rows[0]["output_shape"] == (8, 28, 8, 8)  # in-plane /4, slices kept
+    assert [r["layer"] for r in rows] == ["input_window", "stem", "stages", "head"]
+    assert rows[1]["output_shape"] == (8, 28, 8, 8)  # in-plane /4, slices kept
     assert rows[-1]["output_shape"] == (1,)
     assert sum(r["parameters"] for r in rows) == count_parameters(create_model("ctnet"))
 
@@ -107,3 +109,45 @@ def test_attention_map_covers_the_scan_grid(name, options):
     assert heatmap.shape == (28, 32, 32)
     assert heatmap.dtype == np.float32
     assert heatmap.min() >= 0 and heatmap.max() <= 1
+
+
+def test_input_window_clamps_to_the_stroke_window_and_rescales():
+    window = InputWindow(0.125, 0.625)
+    x = torch.tensor([0.0, 0.125, 0.375, 0.5, 0.625, 1.0])
+    torch.testing.assert_close(window(x), torch.tensor([-1.0, -1.0, 0.0, 0.5, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="high > low"):
+        InputWindow(0.5, 0.5)
+    # The window is part of the model: a skull-bright and a clamped-bright scan look the same to it.
+    torch.manual_seed(0)
+    model = create_model("ctnet").eval()
+    scan = torch.rand(1, 1, 28, 32, 32) * 0.5 + 0.125
+    brighter = scan.clone()
+    brighter[..., :4, :] = 1.0
+    clamped = scan.clone()
+    clamped[..., :4, :] = 0.625
+    torch.testing.assert_close(model(brighter), model(clamped))
+
+
+@pytest.mark.parametrize(("mode", "n_features"), [("avg", 4), ("max", 4), ("avgmax", 8)])
+def test_global_pool_modes(mode, n_features):
+    x = torch.zeros(2, 4, 3, 5, 5)
+    x[0, 1, 1, 2, 2] = 75.0  # one bright voxel: its maximum is kept, its average diluted
+    pooled = GlobalPool(mode)(x)
+    assert pooled.shape == (2, n_features)
+    if mode != "max":
+        assert pooled[0, 1] == pytest.approx(1.0)  # mean over the 75 voxels
+    if mode != "avg":
+        assert pooled[0, -3] == pytest.approx(75.0)
+    with pytest.raises(ValueError, match="pool must be"):
+        GlobalPool("median")
+
+
+@pytest.mark.parametrize("conv", ["3d", "2d"])
+def test_fresh_ctnet_predicts_one_half_for_every_scan(conv):
+    torch.manual_seed(0)
+    model = create_model("ctnet", conv=conv)
+    logits = model(torch.rand(4, 1, 28, 32, 32))
+    assert torch.equal(logits, torch.zeros(4, 1))
+    # ... but the gradient still reaches the fully connected layer, so it learns from step one.
+    logits.sum().backward()
+    assert model.head.fc.weight.grad.abs().sum() > 0

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, copy_workflow
+from tests.conftest import REPO, WORKFLOW_FILES
 
 SLURM_TESTS = REPO / "tests" / "slurm"
 TOY_SNAKEFILE = SLURM_TESTS / "Snakefile"
 GPU_PROFILE = REPO / "profiles" / "slurm"
 CPU_PROFILE = REPO / "profiles" / "slurm-cpu"
-TRAINING_RULES = ("train", "train_fold")
+TRAINING_RULES = ("train", "train_fold", "train_skull_strip_comparison")
 
 # The test cluster has no accounting database (slurmdbd), so job states come from squeue; its
 # MinJobAge (600 s) keeps finished jobs visible far longer than 3 x the first status check, which
@@ -76,7 +76,7 @@ def test_cpu_profile_differs_from_gpu_profile_only_in_training():
 
 
 def test_profiles_name_rules_that_exist():
-    rule_text = (REPO / "rules" / "train.smk").read_text()
+    rule_text = "".join((REPO / "rules" / name).read_text() for name in ("train.smk", "attention.smk"))
     for rule in TRAINING_RULES:
         assert f"rule {rule}:" in rule_text, rule
 
@@ -89,7 +89,9 @@ def _cluster_is_up() -> bool:
     if shutil.which("sinfo") is None:
         return False
     result = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30)
-    return result.returncode == 0 and "idle" in result.stdout.split()
+    # A node busy with someone's jobs (mixed, allocated) is up too; a down or drained one is not.
+    usable = {"idle", "mixed", "allocated", "completing"}
+    return result.returncode == 0 and bool(usable & set(result.stdout.split()))
 
 
 @pytest.fixture(scope="module")
@@ -114,12 +116,20 @@ def slurm_cluster(tmp_path_factory):
         subprocess.run(["bash", str(SLURM_TESTS / "stop-cluster.sh"), str(state_dir)], timeout=120)
 
 
-def _run_on_slurm(workdir: Path, *args: str, timeout: int) -> subprocess.CompletedProcess:
+def _run_on_slurm(
+    workdir: Path, *args: str, timeout: int, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Snakemake with this interpreter in `workdir` through the SLURM executor; output in .stdout."""
     command = [sys.executable, "-m", "snakemake", *args, *TEST_CLUSTER_ARGS]
     # stderr into stdout: Snakemake's messages are on stderr, in the order the user sees them.
     return subprocess.run(
-        command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout
+        command,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        env=env,
     )
 
 
@@ -223,9 +233,27 @@ def _result_tables(workdir: Path) -> dict[str, bytes]:
 
 @pytest.mark.slow
 def test_tiny_workflow_on_slurm_gives_the_tables_of_a_local_run(slurm_cluster, tiny_run, tmp_path_factory):
-    workdir = copy_workflow(tmp_path_factory.mktemp("tiny_slurm"))
+    # The same code as the local run: its copy of the workflow, and of src/ on PYTHONPATH ahead of
+    # the editable install, so that edits to the repository since then cannot make the tables differ.
+    workdir = tmp_path_factory.mktemp("tiny_slurm")
+    for name in WORKFLOW_FILES:
+        if (tiny_run / name).is_dir():
+            shutil.copytree(tiny_run / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(tiny_run / name, workdir / name)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(workdir / "src"), os.environ.get("PYTHONPATH")])),
+    }
     run = _run_on_slurm(
-        workdir, "--configfile", "tests/config/tiny.yaml", "--profile", str(CPU_PROFILE), timeout=1200
+        workdir,
+        "--configfile",
+        "tests/config/tiny.yaml",
+        "--profile",
+        str(CPU_PROFILE),
+        timeout=1200,
+        env=env,
     )
     assert run.returncode == 0, run.stdout[-6000:]
     # The heavy rules went through sbatch ("Job 3 has been submitted with SLURM jobid 12 (log:

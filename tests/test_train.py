@@ -146,6 +146,16 @@ def test_resume_after_crash_equals_uninterrupted_run(toy, tmp_path):
     pd.testing.assert_frame_equal(whole.drop(columns="seconds"), resumed.drop(columns="seconds"))
 
 
+def test_no_epoch_before_min_epochs_is_selected(toy, tmp_path):
+    summary = train_model(
+        "soundari2022", toy["volumes"], toy["index"], toy["split"], tmp_path,
+        epochs=3, min_epochs=3, **{**FAST, "patience": 1},
+    )  # fmt: skip
+    assert summary["best_epoch"] == 3 and summary["epochs_run"] == 3  # no early stop before epoch 3
+    final = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
+    _assert_same_weights(_weights(tmp_path / "weights.pt"), final)
+
+
 def test_changed_config_does_not_resume(toy, tmp_path):
     train_model("soundari2022", toy["volumes"], toy["index"], toy["split"], tmp_path, epochs=1, **FAST)
     summary = train_model(
