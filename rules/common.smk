@@ -2,7 +2,6 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
@@ -12,14 +11,6 @@ wildcard_constraints:
     model="[a-z0-9]+",
     fold=r"\d+",
 
-
-# Identifier columns stay text (an MRN like 00012345 must not become a number).
-SHEET_TEXT_COLUMNS = {
-    "patient_id": str,
-    "dicom_patient_id": str,
-    "scan_id": str,
-    "reader": str,
-}
 
 SYNTHETIC = bool(config["data"]["synthetic"])
 
@@ -36,19 +27,27 @@ if SYNTHETIC:
             )
 
 
-def validate_sheet(path, schema):
-    """Validate an input sheet (CSV) row by row against its JSON schema, when it exists at parse time.
+def validate_sheets():
+    """Validate the input sheets of a real cohort before any job runs (one line per problem).
 
-    The scripts validate again (htct.sheets) with the checks a schema cannot express: duplicate
-    patients, scans without patients, readers missing a test scan.
+    Uses htct.sheets, which checks each row against schemas/*.schema.yaml (with the numeric
+    columns parsed first, so the bad row is the one named) and the rules across rows (duplicates).
     """
-    if Path(path).exists():
-        validate(pd.read_csv(path, dtype=SHEET_TEXT_COLUMNS), schema=schema)
+    sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+    from htct.errors import HTCTInputError
+    from htct.sheets import load_clinical, load_readers
+
+    for key, load in (("clinical", load_clinical), ("readers", load_readers)):
+        path = config["data"][key]
+        if path and Path(path).is_file():
+            try:
+                load(path)
+            except HTCTInputError as error:
+                raise WorkflowError(f"HTCT-ERROR: {error}") from None
 
 
 if not SYNTHETIC:
-    validate_sheet(config["data"]["clinical"], "../schemas/clinical.schema.yaml")
-    validate_sheet(config["data"]["readers"], "../schemas/readers.schema.yaml")
+    validate_sheets()
 
 
 def lesion_masks_configured():
