@@ -29,5 +29,6 @@ lint: install
 	$(BIN)/snakefmt --check Snakefile rules/
 	$(BIN)/snakemake --lint
 
+# The venv's bin/ first on PATH: tests call its console scripts (dcm2niix, snakemake).
 test: lint
-	$(BIN)/python -m pytest
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest

@@ -355,7 +355,8 @@ def test_patients_without_a_usable_scan_are_listed(corpus):
 
 
 def test_duplicate_patient_in_a_real_run_ends_with_one_line(corpus, tmp_path):
-    """The full user experience: exit status != 0, one HTCT-ERROR line naming file and patient."""
+    """The full user experience: exit status != 0, one HTCT-ERROR line naming file and patient,
+    before any job runs (the sheets of a real cohort are checked when the workflow is parsed)."""
     root, _, _, _, _ = corpus
     data = tmp_path / "data"
     data.mkdir()
@@ -365,11 +366,31 @@ def test_duplicate_patient_in_a_real_run_ends_with_one_line(corpus, tmp_path):
     workdir = copy_workflow(tmp_path / "workflow")
     result = snakemake(workdir, write_config(workdir / "dup.yaml", data), "results/qc/scans.tsv")
     assert result.returncode != 0
-    errors = [line for line in result.stderr.splitlines() if line.startswith("HTCT-ERROR:")]
+    output = result.stdout + result.stderr
+    errors = [line.strip() for line in output.splitlines() if "HTCT-ERROR:" in line]
     assert errors == [
         f"HTCT-ERROR: clinical sheet {clinical}: patient_id P03 appears more than once; give each patient "
-        "exactly one row (log: logs/convert_dicom.log)"
+        "exactly one row"
     ]
+    assert "Traceback" not in output
+    assert not (workdir / "logs").exists()  # no job ran
+
+
+def test_bad_input_met_by_a_job_ends_with_one_line_and_its_log(corpus, tmp_path):
+    """A job that meets bad input (here: a DICOM folder without any DICOM file) fails with one
+    HTCT-ERROR line in its log, which the workflow repeats at the end with the log's path."""
+    root, _, _, _, _ = corpus
+    data = tmp_path / "data"
+    (data / "dicom").mkdir(parents=True)
+    (data / "dicom" / "notes.txt").write_text("not an image\n")
+    clinical_csv(data / "clinical.csv")
+    readers_csv(data / "readers.csv")
+    workdir = copy_workflow(tmp_path / "workflow")
+    result = snakemake(workdir, write_config(workdir / "empty.yaml", data), "results/qc/scans.tsv")
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("HTCT-ERROR:")]
+    assert len(errors) == 1 and errors[0].endswith("(log: logs/convert_dicom.log)"), errors
+    assert str(data / "dicom") in errors[0]
     log = (workdir / "logs/convert_dicom.log").read_text()
     assert "Traceback" not in log and log.count("HTCT-ERROR:") == 1
 

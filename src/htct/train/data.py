@@ -112,7 +112,7 @@ def augment_batch(
         max_shift: shifts are uniform in +- this fraction of the half-width.
         intensity_jitter: scale in 1 +- this, offset in +- this. Kept small (0.01 = 0.8 HU in the
             40/80 window): CT numbers are calibrated, and an early infarct darkens the brain by
-            only 0.05-0.1, so a larger offset would blur the very contrast the models must learn.
+            only 0.05-0.1, the order of the former default 0.05.
 
     Returns:
         The augmented batch, same shape, dtype and device.
