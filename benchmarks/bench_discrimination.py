@@ -49,11 +49,11 @@ def main() -> None:
             sys.executable,
             "-m",
             "snakemake",
+            *targets,  # before --configfile, which takes several values
             "--cores",
             str(args.cores),
             "--configfile",
             str(args.configfile.resolve()),
-            *targets,
         ],
         cwd=args.workdir,
         check=True,
