@@ -27,14 +27,17 @@ if SYNTHETIC:
             )
 
 
+# htct (src/) for the sheet checks and the error prefix; scripts put it on sys.path themselves.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from htct.errors import ERROR_PREFIX, HTCTInputError
+
+
 def validate_sheets():
     """Validate the input sheets of a real cohort before any job runs (one line per problem).
 
     Uses htct.sheets, which checks each row against schemas/*.schema.yaml (with the numeric
     columns parsed first, so the bad row is the one named) and the rules across rows (duplicates).
     """
-    sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-    from htct.errors import HTCTInputError
     from htct.sheets import load_clinical, load_readers
 
     for key, load in (("clinical", load_clinical), ("readers", load_readers)):
@@ -43,7 +46,7 @@ def validate_sheets():
             try:
                 load(path)
             except HTCTInputError as error:
-                raise WorkflowError(f"HTCT-ERROR: {error}") from None
+                raise WorkflowError(f"{ERROR_PREFIX} {error}") from None
 
 
 if not SYNTHETIC:
@@ -99,6 +102,7 @@ def all_outputs():
             "results/figures/fig3_attention.pdf",
             "results/evaluation/attention_mass.tsv",
         ]
+        targets += expand("results/tables/attention.{ext}", ext=["csv", "md", "tex"])
     return targets
 
 
@@ -125,11 +129,11 @@ def truth_scans():
 
 
 def print_input_errors(since):
-    """Print the one-line input errors (htct.errors.ERROR_PREFIX) that this run's jobs logged."""
+    """Print the one-line input errors (ERROR_PREFIX) that this run's jobs logged."""
     for log in sorted(Path("logs").rglob("*.log")):
         if log.stat().st_mtime >= since:
             for line in log.read_text(errors="replace").splitlines():
-                if line.startswith("HTCT-ERROR:"):
+                if line.startswith(ERROR_PREFIX):
                     print(f"{line} (log: {log})", file=sys.stderr)
 
 

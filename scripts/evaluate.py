@@ -40,12 +40,18 @@ out["scans"].to_csv(snakemake.output.test_scans, sep="\t", index=False)
 out["agreement_numeric"].to_csv(snakemake.output.agreement, sep="\t")
 out["fleiss_kappa"].to_csv(snakemake.output.fleiss, sep="\t", index=False)
 ci = f"95% CI, patient-level bootstrap ({params['n_bootstrap']} resamples, {params['ci_method']})"
-titles = {
-    "table2": f"Table 2. CTNet and clinicians on the test set, % ({ci})",
-    "table3": f"Table 3. CTNet and the re-implemented models on the test set, % ({ci}); F1 is macro-averaged",
-    "agreement": "Pairwise percent agreement and Cohen's kappa of the calls (clinicians and CTNet)",
-    "tests": "CTNet against every rater: DeLong test of AUC and McNemar test of correct calls",
+tables = {  # table -> (output holding its .csv, title)
+    "table2": ("table2", f"Table 2. CTNet and clinicians on the test set, % ({ci})"),
+    "table3": (
+        "table3",
+        f"Table 3. CTNet and the re-implemented models on the test set, % ({ci}); F1 is macro-averaged",
+    ),
+    "agreement": (
+        "agreement_table",
+        "Pairwise percent agreement and Cohen's kappa of the calls (clinicians and CTNet)",
+    ),
+    "tests": ("tests", "CTNet against every rater: DeLong test of AUC and McNemar test of correct calls"),
 }
-for name, title in titles.items():
-    stem = Path(getattr(snakemake.output, name if name != "agreement" else "agreement_table")).with_suffix("")
+for name, (output, title) in tables.items():
+    stem = Path(getattr(snakemake.output, output)).with_suffix("")
     write_table(out[name], stem, title, synthetic=snakemake.params.synthetic)

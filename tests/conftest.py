@@ -29,10 +29,13 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def copy_workflow(dest: Path) -> Path:
-    """Copy the workflow (not results/ or resources/) into `dest`, as a user's fresh clone would have it."""
+def copy_workflow(dest: Path, source_root: Path = REPO) -> Path:
+    """Copy the workflow (not results/ or resources/) into `dest`, as a user's fresh clone would have it.
+
+    `source_root` is the repository by default; pass an earlier run's folder to rerun its exact code.
+    """
     for name in WORKFLOW_FILES:
-        source = REPO / name
+        source = source_root / name
         target = dest / name
         if source.is_dir():
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 
 import pytest
-from conftest import WORKFLOW_FILES, run_snakemake
+from conftest import copy_workflow, run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -30,14 +29,7 @@ COMPARED = (
 def test_two_clean_runs_are_byte_identical(tiny_run, tmp_path):
     # The second run gets the first run's copy of the workflow, so that both run the same code even
     # while the repository is being edited.
-    second = tmp_path / "second_run"
-    for name in WORKFLOW_FILES:
-        source = tiny_run / name
-        if source.is_dir():
-            shutil.copytree(source, second / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            (second / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, second / name)
+    second = copy_workflow(tmp_path / "second_run", source_root=tiny_run)
     run_snakemake(second)
     files = sorted(path.relative_to(tiny_run) for pattern in COMPARED for path in tiny_run.glob(pattern))
     assert len(files) > 40

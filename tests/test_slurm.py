@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, WORKFLOW_FILES
+from tests.conftest import REPO, copy_workflow
 
 SLURM_TESTS = REPO / "tests" / "slurm"
 TOY_SNAKEFILE = SLURM_TESTS / "Snakefile"
@@ -235,13 +235,7 @@ def _result_tables(workdir: Path) -> dict[str, bytes]:
 def test_tiny_workflow_on_slurm_gives_the_tables_of_a_local_run(slurm_cluster, tiny_run, tmp_path_factory):
     # The same code as the local run: its copy of the workflow, and of src/ on PYTHONPATH ahead of
     # the editable install, so that edits to the repository since then cannot make the tables differ.
-    workdir = tmp_path_factory.mktemp("tiny_slurm")
-    for name in WORKFLOW_FILES:
-        if (tiny_run / name).is_dir():
-            shutil.copytree(tiny_run / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(tiny_run / name, workdir / name)
+    workdir = copy_workflow(tmp_path_factory.mktemp("tiny_slurm"), source_root=tiny_run)
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(workdir / "src"), os.environ.get("PYTHONPATH")])),

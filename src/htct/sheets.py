@@ -36,6 +36,17 @@ def _read_csv(path: str | Path, what: str) -> pd.DataFrame:
         raise HTCTInputError(f"{what} sheet {path} is not a readable CSV: {error}") from error
 
 
+def _parse_numbers(sheet: pd.DataFrame, columns: tuple[str, ...]) -> None:
+    """Turn the numeric text of `columns` into numbers in place, leaving any other text for the
+    schema to name (with its row) instead of making the whole column text."""
+    for column in columns:
+        if column in sheet:
+            numbers = pd.to_numeric(sheet[column], errors="coerce")
+            sheet[column] = (
+                sheet[column].where(numbers.isna() & sheet[column].notna(), numbers).astype(object)
+            )
+
+
 def _validate_rows(sheet: pd.DataFrame, schema: dict, path: Path, what: str, key: str) -> None:
     """Check every row against the schema; report the first problem as one line naming row and column."""
     missing = [column for column in schema.get("required", []) if column not in sheet.columns]
@@ -47,9 +58,9 @@ def _validate_rows(sheet: pd.DataFrame, schema: dict, path: Path, what: str, key
     validator = jsonschema.Draft202012Validator(schema)
     for line, record in enumerate(sheet.to_dict("records"), start=2):
         row = {column: value for column, value in record.items() if not pd.isna(value)}
-        for column in ("label",):
-            if isinstance(row.get(column), float) and row[column].is_integer():
-                row[column] = int(row[column])
+        # pandas reads an integer column holding a gap as float; 1.0 is a valid label
+        if isinstance(row.get("label"), float) and row["label"].is_integer():
+            row["label"] = int(row["label"])
         error = jsonschema.exceptions.best_match(validator.iter_errors(row))
         if error is not None and error.validator == "required":
             column = error.message.split("'")[1]
@@ -81,12 +92,7 @@ def load_clinical(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     sheet = _read_csv(path, "clinical")
-    for column in ("label", "age"):
-        if column in sheet:
-            numbers = pd.to_numeric(sheet[column], errors="coerce")
-            sheet[column] = (
-                sheet[column].where(numbers.isna() & sheet[column].notna(), numbers).astype(object)
-            )
+    _parse_numbers(sheet, ("label", "age"))
     _validate_rows(sheet, _schema("clinical"), path, "clinical", "patient_id")
     sheet["label"] = sheet["label"].astype(int)
     sheet["age"] = sheet["age"].astype(float)
@@ -120,9 +126,7 @@ def load_readers(path: str | Path, test_scans: Iterable[str] | None = None) -> p
     """
     path = Path(path)
     sheet = _read_csv(path, "readers")
-    if "p_ht" in sheet:
-        numbers = pd.to_numeric(sheet["p_ht"], errors="coerce")
-        sheet["p_ht"] = sheet["p_ht"].where(numbers.isna() & sheet["p_ht"].notna(), numbers).astype(object)
+    _parse_numbers(sheet, ("p_ht",))
     _validate_rows(sheet, _schema("readers"), path, "readers", "scan_id")
     sheet["p_ht"] = sheet["p_ht"].astype(float)
     duplicated = sheet[sheet.duplicated(["reader", "scan_id"])]

@@ -14,7 +14,15 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from htct.evaluate import BootstrapResult, format_ci
+from htct.evaluate import (
+    BootstrapResult,
+    agreement_tables,
+    auc_table,
+    bootstrap_metrics,
+    format_ci,
+    mcnemar_table,
+    rater_inputs,
+)
 
 MODEL_LABELS = {
     "ctnet": "CTNet",
@@ -173,8 +181,6 @@ def evaluate_study(
         DataFrames: metrics (long, numeric), table2, table3, agreement, tests, scans (the test
         scans with each rater's score and call).
     """
-    from htct.evaluate import agreement_tables, auc_table, bootstrap_metrics, mcnemar_table, rater_inputs
-
     models = list(predictions)
     reference = models[0]
     scans, scores, thresholds = rater_inputs(predictions, readers, "test", reader_threshold)
