@@ -1,7 +1,9 @@
 # Attention analysis (fig. 3): CTNet's Grad-CAM heatmaps on the test scans and the share of their
 # mass inside the brain, outside it (skull, scalp) and inside the lesion; compared with a CTNet
 # trained on the other kind of input (skull-stripped vs not), since the paper's stated limitation
-# was attention on the skull.
+# was attention on the skull. After a k-fold training (split.k_folds >= 2) the configured CTNet is the
+# fold ensemble (results/models/ctnet: mean probability, mean heatmap, as htct predict) and the
+# comparison CTNet a single model trained with fold 0's patients as validation.
 
 
 rule preprocess_skull_strip_comparison:
@@ -57,13 +59,15 @@ rule train_skull_strip_comparison:
     params:
         train=config["train"],
         preprocess=comparison_preprocess(),
+        fold=comparison_fold(),
     script:
         "../scripts/train.py"
 
 
 rule attention:
     input:
-        model="results/models/ctnet/weights.pt",
+        model="results/models/ctnet/threshold.json",
+        model_weights=model_weights("ctnet"),
         volumes="results/arrays/volumes.npy",
         brain_mask="results/arrays/brain_mask.npy",
         lesion_mask=lesion_mask_array(),

@@ -144,6 +144,31 @@ onerror:
     print_input_errors(WORKFLOW_START)
 
 
+def k_folds():
+    """The number of cross-validation folds (config split.k_folds); below 2 a single split."""
+    return int(config["split"]["k_folds"])
+
+
+def model_weights(model):
+    """The weights of a trained model folder results/models/{model}: its weights.pt (rule train), or
+    after a k-fold training each fold's fold{k}/weights.pt (rule train_fold). The folder's
+    threshold.json, from rule train or rule merge_folds, exists in both modes."""
+    if k_folds() < 2:
+        return f"results/models/{model}/weights.pt"
+    return expand(
+        "results/models/{model}/fold{fold}/weights.pt",
+        model=model,
+        fold=range(k_folds()),
+    )
+
+
+def comparison_fold():
+    """The fold the skull-strip comparison model is trained on: a k-fold split has no validation
+    part of its own, so it uses fold 0's (a single model, not an ensemble); -1 for a single split.
+    """
+    return 0 if k_folds() >= 2 else -1
+
+
 def comparison_preprocess():
     """Preprocessing of the attention comparison: as configured, with skull stripping toggled."""
     return {

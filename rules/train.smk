@@ -3,7 +3,7 @@
 # checkpoint.pt is deliberately not an output: Snakemake deletes the outputs of a failed job, and the
 # checkpoint must survive so that the rerun resumes from the last completed epoch.
 
-K_FOLDS = int(config["split"]["k_folds"])
+K_FOLDS = k_folds()
 
 
 # One GPU per training job unless training is pinned to the CPU; a local `snakemake --cores all`

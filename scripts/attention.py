@@ -37,6 +37,8 @@ variants = {  # label -> (model, arrays prefix, predictions); the configured inp
 }
 summaries, predictions = {}, {}
 for label, (prefix, prediction_tsv) in variants.items():
+    # The model folder (input: its threshold.json); after a k-fold training the configured CTNet's
+    # folder loads as the fold ensemble (mean probability; gradcam averages the folds' heatmaps).
     model = load_trained_model(Path(inputs[f"{prefix}model"]).parent).model
     volumes = np.load(inputs[f"{prefix}volumes"], mmap_mode="r")
     index = pd.read_csv(inputs[f"{prefix}index"], sep="\t", dtype=ids)

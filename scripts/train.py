@@ -25,7 +25,7 @@ else:
         snakemake.input.index,
         snakemake.input.split,
         out_dir,
-        fold=int(snakemake.wildcards.get("fold", -1)),
+        fold=int(snakemake.wildcards.get("fold", snakemake.params.get("fold", -1))),
         predictions_tsv=snakemake.output.predictions,
         preprocess=snakemake.params.preprocess,
         **{**snakemake.params.train, "threads": snakemake.threads},

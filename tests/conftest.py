@@ -45,8 +45,18 @@ def copy_workflow(dest: Path, source_root: Path = REPO) -> Path:
     return dest
 
 
-def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run Snakemake with this interpreter in `workdir`; on failure show its output and the job logs."""
+def run_snakemake(
+    workdir: Path,
+    *args: str,
+    check: bool = True,
+    configfiles: tuple[str, ...] = ("tests/config/tiny.yaml",),
+) -> subprocess.CompletedProcess:
+    """Run Snakemake with this interpreter in `workdir`; on failure show its output and the job logs.
+
+    `configfiles` are given to one --configfile in order (later ones override keys of earlier
+    ones; a second --configfile would replace the first). `args` must not be targets: they follow
+    --configfile, which takes every word up to the next option as a file.
+    """
     command = [
         sys.executable,
         "-m",
@@ -54,7 +64,7 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
         "--cores",
         "2",
         "--configfile",
-        "tests/config/tiny.yaml",
+        *configfiles,
         *args,
     ]
     result = subprocess.run(command, cwd=workdir, capture_output=True, text=True)

@@ -3,7 +3,11 @@
 Reads one non-contrast head-CT series, prepares it exactly as the model's training arrays were
 prepared (the preprocessing parameters saved in the model's config.yaml), and writes the HT
 probability, the call at the model's validation threshold and a Grad-CAM attention heatmap (NIfTI in
-the scan's grid and a PNG overlay). Bad input gives one line on stderr and exit status 2.
+the scan's grid and a PNG overlay). A k-fold model folder (fold0/, fold1/, ... and the pooled
+threshold.json of rule merge_folds) predicts with the fold ensemble: p_ht is the mean of the folds'
+probabilities, the call is made at the threshold chosen on the pooled out-of-fold validation
+predictions, and the heatmap is the mean of the folds' Grad-CAM heatmaps. Bad input gives one line
+on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -91,12 +95,14 @@ def predict_scan(
 
     Args:
         dicom_dir: folder with one CT series.
-        model_dir: trained model folder (weights.pt, config.yaml, threshold.json).
+        model_dir: trained model folder (weights.pt, config.yaml, threshold.json), or a k-fold
+            model folder (fold0/, fold1/, ... and the pooled threshold.json): the fold ensemble.
         out_dir: output folder (created).
         threads: CPU threads for torch (default: torch's choice).
 
     Returns:
-        The content of prediction.json (p_ht, call, threshold, paths, timings).
+        The content of prediction.json (p_ht, call, threshold, n_models, paths, timings; for a
+        fold ensemble also p_ht_folds, the folds' probabilities in fold order).
     """
     import nibabel as nib
     import torch
@@ -126,10 +132,11 @@ def predict_scan(
         )
     preprocessed = time.perf_counter()
 
-    model = trained.model
-    with torch.no_grad():
-        p_ht = float(torch.sigmoid(model(torch.from_numpy(volume[None]).float())).item())
-    heatmap = gradcam(model, volume)
+    x = torch.from_numpy(volume[None]).float()
+    with torch.no_grad():  # the ensemble's probability is the mean of its folds' (merge_fold_predictions)
+        p_folds = [float(torch.sigmoid(model(x).float()).item()) for model in trained.models]
+    p_ht = float(np.mean(p_folds))
+    heatmap = gradcam(trained.model, volume)  # a fold ensemble: the mean of the folds' heatmaps
     predicted = time.perf_counter()
 
     out_dir = Path(out_dir)
@@ -146,6 +153,12 @@ def predict_scan(
         "call": "HT" if call else "no HT",
         "model": trained.config["model"]["name"],
         "model_dir": str(model_dir),
+        "n_models": trained.n_models,
+        **(
+            {"p_ht_folds": p_folds, "folds": [path.name for path in trained.fold_dirs]}
+            if trained.fold_dirs
+            else {}
+        ),
         "series": qc,
         "heatmap": str(out_dir / "heatmap.nii.gz"),
         "overlay": str(out_dir / "overlay.png"),
@@ -195,7 +208,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("dicom_dir", type=Path, help="folder holding one CT series")
     predict.add_argument(
-        "--model", type=Path, default=Path("results/models/ctnet"), help="trained model folder"
+        "--model",
+        type=Path,
+        default=Path("results/models/ctnet"),
+        help="trained model folder; a k-fold one (fold0/, fold1/, ...) predicts with the fold ensemble",
     )
     predict.add_argument(
         "--out", type=Path, default=None, help="output folder (default: ./htct_predict/DICOM_DIR name)"
@@ -214,8 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         except HTCTInputError as error:
             print(f"htct predict: error: {error}", file=sys.stderr)
             return EXIT_INPUT_ERROR
+        ensemble = f"  ensemble of {result['n_models']} folds" if result["n_models"] > 1 else ""
         print(
-            f"p_ht {result['p_ht']:.3f}  call {result['call']} (threshold {result['threshold']:.3f})  "
+            f"p_ht {result['p_ht']:.3f}  call {result['call']} (threshold {result['threshold']:.3f}){ensemble}  "
             f"heatmap {result['heatmap']}  overlay {result['overlay']}"
         )
     return 0

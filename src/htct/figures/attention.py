@@ -42,11 +42,14 @@ def gradcam(model: nn.Module, volume: torch.Tensor | NDArray, target: int | None
     ``[28, S, S]``. For a 2D-conv model (slices as input channels) the CAM is in-plane only,
     ``[B, K, h, w]``: it is upsampled bilinearly to ``[S, S]`` and the same map is broadcast over
     the 28 slices (it cannot say which slice mattered). Each scan's map is divided by its maximum;
-    a map with no positive evidence stays all zeros.
+    a map with no positive evidence stays all zeros. For an ensemble of fold models (a model with
+    ``members``, :class:`htct.train.predict.FoldEnsemble`) the heatmap is the mean of the members'
+    heatmaps, divided again by its maximum.
 
     Args:
-        model: model with a ``cam_layer`` attribute, mapping ``[B, C, 28, S, S]`` to logits
-            ``[B, 1]``; it is switched to eval mode (dropout/batch-norm must not change the map).
+        model: model with a ``cam_layer`` attribute (or ``members`` that have one), mapping
+            ``[B, C, 28, S, S]`` to logits ``[B, 1]``; it is switched to eval mode (dropout/batch-norm
+            must not change the map).
         volume: one scan ``[C, 28, S, S]`` or a batch ``[B, C, 28, S, S]`` (tensor or array, e.g.
             float16 rows of ``volumes.npy``).
         target: output column to explain (0 for the single HT logit; None for 1-D outputs).
@@ -64,6 +67,12 @@ def gradcam(model: nn.Module, volume: torch.Tensor | NDArray, target: int | None
     import torch
     from captum.attr import LayerAttribution, LayerGradCam
 
+    members = getattr(model, "members", None)
+    if members is not None and getattr(model, "cam_layer", None) is None:
+        mean = np.mean([gradcam(member, volume, target) for member in members], axis=0)
+        axes = tuple(range(mean.ndim - 3, mean.ndim))  # per scan
+        peak = np.maximum(mean.max(axis=axes, keepdims=True), np.finfo(np.float32).tiny)
+        return np.clip(mean / peak, 0, 1).astype(np.float32)
     layer = getattr(model, "cam_layer", None)
     if layer is None:
         raise TypeError(f"{type(model).__name__} has no cam_layer to compute Grad-CAM on")

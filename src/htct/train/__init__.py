@@ -8,10 +8,11 @@ from htct.train.loop import (
     train_model,
     youden_threshold,
 )
-from htct.train.predict import TrainedModel, load_trained_model, predict_volumes
+from htct.train.predict import FoldEnsemble, TrainedModel, load_trained_model, predict_volumes
 
 __all__ = [
     "DEFAULT_TRAIN_CONFIG",
+    "FoldEnsemble",
     "TrainedModel",
     "assign_parts",
     "augment_batch",
