@@ -50,7 +50,7 @@ def test_ctnet_conv_modes_differ_in_layer_type():
     assert any(isinstance(m, torch.nn.Conv3d) for m in create_model("ctnet", conv="3d").modules())
     model_2d = create_model("ctnet", conv="2d", in_channels=2)
     assert not any(isinstance(m, torch.nn.Conv3d) for m in model_2d.modules())
-    assert model_2d.stem[0].in_channels == 2 * 28  # slices x windows are the 2D channels
+    assert model_2d.stem[0].in_channels == 2 * 2 * 28  # HU windows x input windows x slices: 2D channels
     with pytest.raises(ValueError, match="conv must be"):
         CTNet(conv="4d")
 
@@ -109,6 +109,25 @@ def test_attention_map_covers_the_scan_grid(name, options):
     assert heatmap.shape == (28, 32, 32)
     assert heatmap.dtype == np.float32
     assert heatmap.min() >= 0 and heatmap.max() <= 1
+
+
+def test_several_input_windows_give_one_channel_each():
+    # Stroke window and full brain window: a hyperdense artery (0.9 = 72 HU) and a normal one
+    # (0.6 = 48 HU) look the same in the first (both clamped to 50 HU) and differ in the second.
+    window = InputWindow([[0.125, 0.625], [0.0, 1.0]], None)
+    assert window.n_windows == 2
+    x = torch.tensor([0.6, 0.9]).reshape(1, 1, 2)
+    out = window(x)
+    assert out.shape == (1, 2, 2)
+    torch.testing.assert_close(out[0, 0], torch.tensor([0.9, 1.0]))
+    torch.testing.assert_close(out[0, 1], torch.tensor([0.2, 0.8]))
+    with pytest.raises(ValueError, match="high > low"):
+        InputWindow([[0.1, 0.5], [0.5, 0.2]], None)
+    # In CTNet the stem takes one channel per window and input channel, in 3D and 2D mode.
+    for conv, stem_in in (("3d", 2), ("2d", 2 * 28)):
+        model = create_model("ctnet", conv=conv, input_window=[[0.125, 0.625], [0.0, 1.0]]).eval()
+        assert model.stem[0].in_channels == stem_in
+        assert model(torch.rand(2, 1, 28, 32, 32)).shape == (2, 1)
 
 
 def test_input_window_clamps_to_the_stroke_window_and_rescales():

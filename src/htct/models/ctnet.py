@@ -140,32 +140,51 @@ class HTPredictor(nn.Module):
         return self.fc(self.dropout(self.norm(self.pool(x))))
 
 
+# Array units of the 40/80 HU arrays: 10-50 HU (stroke window) and 0-80 HU (the whole brain window).
+STROKE_AND_BRAIN_WINDOWS = ((0.125, 0.625), (0.0, 1.0))
+
+
 class InputWindow(nn.Module):
-    """A narrower "stroke window" inside the brain window, rescaled to [-1, 1].
+    """Fixed display windows inside the arrays' brain window, each clamped and rescaled to [-1, 1].
 
     The arrays are windowed at 40/80 HU ([0, 80] HU -> [0, 1]), where an early infarct darkens the
     parenchyma by only ~0.05-0.1 while skull, air and CSF edges span the whole range and dominate the
     stem's activations and its normalisation statistics. Clamping to `low`-`high` (array units) first
     is the soft-copy reading practice of a narrow stroke window (Lev et al., Radiology 1999), and
-    rescaling to [-1, 1] gives the infarct contrast about four times the weight. Fixed, no parameters.
+    rescaling to [-1, 1] gives the infarct contrast about four times the weight. Several windows
+    give one channel each (per input channel), as a reader switches windows: a stroke window for the
+    hypodensity and the full brain window, where a hyperdense artery (~70-80 HU) is not clipped
+    away as it is at the stroke window's 50 HU. Fixed, no parameters.
 
     Args:
-        low: lower clamp in array units (0.125 = 10 HU for the 40/80 window).
+        low: lower clamp in array units (0.125 = 10 HU for the 40/80 window); or, instead of
+            `low` and `high`, a sequence of (low, high) pairs, one output channel each.
         high: upper clamp in array units (0.625 = 50 HU).
     """
 
-    def __init__(self, low: float = 0.125, high: float = 0.625) -> None:
+    def __init__(self, low: float | Sequence[Sequence[float]] = 0.125, high: float | None = 0.625) -> None:
         super().__init__()
-        if not high > low:
-            raise ValueError(f"input window needs high > low, got {low}, {high}")
-        self.low, self.high = float(low), float(high)
+        pairs = [(low, high)] if high is not None and not isinstance(low, Sequence) else list(low)
+        self.windows: list[tuple[float, float]] = []
+        for pair in pairs:
+            lo, hi = (float(v) for v in pair)
+            if not hi > lo:
+                raise ValueError(f"input window needs high > low, got {lo}, {hi}")
+            self.windows.append((lo, hi))
+        if not self.windows:
+            raise ValueError("input window needs at least one (low, high) pair")
+
+    @property
+    def n_windows(self) -> int:
+        """Output channels per input channel."""
+        return len(self.windows)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        centre, half_width = (self.low + self.high) / 2, (self.high - self.low) / 2
-        return (x.clamp(self.low, self.high) - centre) / half_width
+        views = [(x.clamp(lo, hi) - (lo + hi) / 2) / ((hi - lo) / 2) for lo, hi in self.windows]
+        return views[0] if len(views) == 1 else torch.cat(views, dim=1)
 
     def extra_repr(self) -> str:
-        return f"low={self.low}, high={self.high}"
+        return ", ".join(f"low={lo}, high={hi}" for lo, hi in self.windows)
 
 
 class CTNet(nn.Module):
@@ -185,7 +204,8 @@ class CTNet(nn.Module):
         dropout: dropout before the fully connected layer of the HT predictor.
         pool: global pooling of the HT predictor, "avg", "max" or "avgmax" (see GlobalPool).
         input_window: (low, high) clamp of the input in array units before the stem, rescaled to
-            [-1, 1] (see InputWindow); None feeds the arrays unchanged.
+            [-1, 1], or several such pairs, one channel each (see InputWindow). Default: the stroke
+            window (10-50 HU) and the whole brain window (0-80 HU). None feeds the arrays unchanged.
         pooled_norm: batch-normalise the pooled features before the fully connected layer.
 
     Attributes:
@@ -201,14 +221,19 @@ class CTNet(nn.Module):
         blocks_per_stage: Sequence[int] = (1, 2, 2),
         dropout: float = 0.3,
         pool: PoolMode = "avgmax",
-        input_window: Sequence[float] | None = (0.125, 0.625),
+        input_window: Sequence[float] | Sequence[Sequence[float]] | None = STROKE_AND_BRAIN_WINDOWS,
         pooled_norm: bool = True,
     ) -> None:
         super().__init__()
         if conv not in _LAYERS:
             raise ValueError(f"conv must be '3d' or '2d', not {conv!r}")
         self.conv_mode: ConvMode = conv
-        self.input_window = InputWindow(*input_window) if input_window is not None else nn.Identity()
+        if input_window is None:
+            self.input_window, n_windows = nn.Identity(), 1
+        else:
+            self.input_window = _input_window(input_window)
+            n_windows = self.input_window.n_windows
+        in_channels *= n_windows
         self.n_slices = n_slices
         width = width or (8 if conv == "3d" else 32)
         conv_cls, norm_cls, pool_cls = _LAYERS[conv]
@@ -243,6 +268,13 @@ class CTNet(nn.Module):
         if self.conv_mode == "2d":
             x = x.flatten(1, 2)  # [B, C, D, H, W] -> [B, C*D, H, W]: slices become channels
         return self.head(self.stages(self.stem(self.input_window(x))))
+
+
+def _input_window(spec: Sequence) -> InputWindow:
+    """InputWindow from a config value: one (low, high) pair, or a list of pairs."""
+    if len(spec) and isinstance(spec[0], Sequence):
+        return InputWindow(spec, None)
+    return InputWindow(*spec)
 
 
 def _init_weights(model: nn.Module) -> None:

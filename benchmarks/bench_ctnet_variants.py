@@ -1,0 +1,87 @@
+"""Train CTNet variants on the arrays and split of a discrimination-benchmark run; AUC next to the oracle.
+
+Run after `bench_discrimination.py` (it leaves the synthetic cohort, arrays and split in its work
+folder). Each variant is a JSON object of config.yaml `train:` overrides, plus optionally `arrays`
+(a folder with volumes.npy and index.tsv, e.g. the same scans preprocessed at another size with
+`htct.preprocess.build_arrays`). Prints and appends to `--out` one row per variant: validation and
+test AUC, the oracle's (`p_image_scan`) on the same scans, and the correlation of the model's logit
+with the oracle's. Choose between variants on the validation columns, not the test ones.
+
+Usage:
+    python benchmarks/bench_ctnet_variants.py --workdir benchmarks/results/discrimination \\
+        base='{}' two_windows='{"model_options": {"ctnet": {"input_window": [[0.125, 0.625], [0, 1]]}}}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from sklearn.metrics import roc_auc_score  # noqa: E402
+
+from htct.train import train_model  # noqa: E402
+
+
+def _logit(p: pd.Series) -> np.ndarray:
+    p = np.clip(p.to_numpy(dtype=float), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def run_variant(workdir: Path, name: str, overrides: dict, out_root: Path) -> dict:
+    """Train ctnet with `overrides` on the benchmark's split; AUCs of the validation and test scans."""
+    train_cfg = dict(overrides)
+    arrays = Path(train_cfg.pop("arrays", workdir / "results" / "arrays"))
+    started = time.perf_counter()
+    summary = train_model(
+        "ctnet",
+        arrays / "volumes.npy",
+        arrays / "index.tsv",
+        workdir / "results" / "split" / "split.tsv",
+        out_root / name,
+        **{"threads": 2, **train_cfg},
+    )
+    minutes = (time.perf_counter() - started) / 60
+    ids = {"scan_id": str, "patient_id": str}
+    predictions = pd.read_csv(out_root / name / "predictions.tsv", sep="\t", dtype=ids)
+    truth = pd.read_csv(workdir / "resources/synthetic/truth/scans.tsv", sep="\t", dtype=ids)
+    predictions = predictions.merge(truth[["scan_id", "p_image_scan"]], on="scan_id", validate="1:1")
+    row = {"variant": name, "overrides": json.dumps(overrides), "minutes": round(minutes, 1)}
+    row["best_epoch"] = summary.get("best_epoch")
+    for part in ("val", "test"):
+        scans = predictions[predictions["split"] == part]
+        row[f"{part}_auc"] = roc_auc_score(scans["y_true"], scans["p_ht"])
+        row[f"{part}_oracle_auc"] = roc_auc_score(scans["y_true"], scans["p_image_scan"])
+        row[f"{part}_r_logit_oracle"] = float(
+            np.corrcoef(_logit(scans["p_ht"]), _logit(scans["p_image_scan"]))[0, 1]
+        )
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks" / "results" / "discrimination")
+    parser.add_argument("--out", type=Path, default=None, help="TSV to append rows to")
+    parser.add_argument("variants", nargs="+", help="NAME=JSON overrides of config.yaml train:")
+    args = parser.parse_args()
+    out_root = args.workdir / "variants"
+    rows = []
+    for spec in args.variants:
+        name, _, overrides = spec.partition("=")
+        rows.append(run_variant(args.workdir, name, json.loads(overrides or "{}"), out_root))
+        table = pd.DataFrame(rows)
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"), flush=True)
+    out = args.out or out_root / "variants.tsv"
+    table.to_csv(out, sep="\t", index=False, mode="a", header=not out.exists(), float_format="%.4f")
+
+
+if __name__ == "__main__":
+    main()
