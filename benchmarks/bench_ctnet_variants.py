@@ -3,7 +3,8 @@
 Run after `bench_discrimination.py` (it leaves the synthetic cohort, arrays and split in its work
 folder). Each variant is a JSON object of config.yaml `train:` overrides, plus optionally `arrays`
 (a folder with volumes.npy and index.tsv, e.g. the same scans preprocessed at another size with
-`htct.preprocess.build_arrays`). Prints and appends to `--out` one row per variant: validation and
+`htct.preprocess.build_arrays`) and `k_folds` (a fold ensemble, as `split.k_folds` in the
+workflow, on the same test patients). Prints and appends to `--out` one row per variant: validation and
 test AUC, the oracle's (`p_image_scan`) on the same scans, and the correlation of the model's logit
 with the oracle's. Choose between variants on the validation columns, not the test ones.
 
@@ -22,13 +23,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from htct.train import train_model  # noqa: E402
+from htct.split import make_split  # noqa: E402
+from htct.train import merge_fold_predictions, train_model  # noqa: E402
 
 
 def _logit(p: pd.Series) -> np.ndarray:
@@ -36,26 +39,55 @@ def _logit(p: pd.Series) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
+def kfold_split(workdir: Path, k_folds: int, out_tsv: Path) -> Path:
+    """The benchmark's split redrawn with `k_folds` folds over its non-test patients (same test patients)."""
+    ids = {"scan_id": str, "patient_id": str}
+    split_cfg = yaml.safe_load((REPO / "benchmarks" / "discrimination.yaml").read_text())["split"]
+    single = pd.read_csv(workdir / "results/split/split.tsv", sep="\t", dtype=ids)
+    clinical = pd.read_csv(workdir / "resources/synthetic/clinical.csv", dtype=ids)
+    scans = pd.read_csv(workdir / "results/arrays/index.tsv", sep="\t", dtype=ids)
+    split = make_split(
+        clinical, scans, seed=split_cfg["seed"], test_fraction=split_cfg["test_fraction"], k_folds=k_folds
+    )
+    test = set(split.loc[split["part"] == "test", "patient_id"])
+    if test != set(single.loc[single["part"] == "test", "patient_id"]):
+        raise ValueError("the k-fold split has other test patients than the benchmark's split")
+    out_tsv.parent.mkdir(parents=True, exist_ok=True)
+    split.to_csv(out_tsv, sep="\t", index=False)
+    return out_tsv
+
+
 def run_variant(workdir: Path, name: str, overrides: dict, out_root: Path) -> dict:
-    """Train ctnet with `overrides` on the benchmark's split; AUCs of the validation and test scans."""
+    """Train ctnet with `overrides` on the benchmark's split; AUCs of the validation and test scans.
+
+    `k_folds` >= 2 in `overrides` trains one model per fold of the non-test patients (same test
+    patients) and merges them as the workflow does: validation = pooled out-of-fold predictions,
+    test = the fold ensemble (mean probability).
+    """
     train_cfg = dict(overrides)
     arrays = Path(train_cfg.pop("arrays", workdir / "results" / "arrays"))
+    k_folds = int(train_cfg.pop("k_folds", 0))
     started = time.perf_counter()
-    summary = train_model(
-        "ctnet",
-        arrays / "volumes.npy",
-        arrays / "index.tsv",
-        workdir / "results" / "split" / "split.tsv",
-        out_root / name,
-        **{"threads": 2, **train_cfg},
-    )
+    common = (arrays / "volumes.npy", arrays / "index.tsv")
+    train_cfg = {"threads": 2, **train_cfg}
+    if k_folds >= 2:
+        split_tsv = kfold_split(workdir, k_folds, out_root / name / "split.tsv")
+        fold_predictions = []
+        for fold in range(k_folds):
+            fold_dir = out_root / name / f"fold{fold}"
+            summary = train_model("ctnet", *common, split_tsv, fold_dir, fold=fold, **train_cfg)
+            fold_predictions.append(fold_dir / "predictions.tsv")
+        merge_fold_predictions(fold_predictions, out_root / name / "predictions.tsv")
+    else:
+        split_tsv = workdir / "results" / "split" / "split.tsv"
+        summary = train_model("ctnet", *common, split_tsv, out_root / name, **train_cfg)
     minutes = (time.perf_counter() - started) / 60
     ids = {"scan_id": str, "patient_id": str}
     predictions = pd.read_csv(out_root / name / "predictions.tsv", sep="\t", dtype=ids)
     truth = pd.read_csv(workdir / "resources/synthetic/truth/scans.tsv", sep="\t", dtype=ids)
     predictions = predictions.merge(truth[["scan_id", "p_image_scan"]], on="scan_id", validate="1:1")
     row = {"variant": name, "overrides": json.dumps(overrides), "minutes": round(minutes, 1)}
-    row["best_epoch"] = summary.get("best_epoch")
+    row["best_epoch"] = summary.get("best_epoch")  # of the last fold with k_folds
     for part in ("val", "test"):
         scans = predictions[predictions["split"] == part]
         row[f"{part}_auc"] = roc_auc_score(scans["y_true"], scans["p_ht"])
