@@ -157,14 +157,22 @@ class InputWindow(nn.Module):
     away as it is at the stroke window's 50 HU. Fixed, no parameters.
 
     Args:
-        low: lower clamp in array units (0.125 = 10 HU for the 40/80 window); or, instead of
-            `low` and `high`, a sequence of (low, high) pairs, one output channel each.
+        low: lower clamp in array units (0.125 = 10 HU for the 40/80 window); or, with `high`
+            None, the windows themselves: one (low, high) pair or a sequence of pairs (CTNet's
+            `input_window`), one output channel each.
         high: upper clamp in array units (0.625 = 50 HU).
     """
 
-    def __init__(self, low: float | Sequence[Sequence[float]] = 0.125, high: float | None = 0.625) -> None:
+    def __init__(
+        self, low: float | Sequence[float] | Sequence[Sequence[float]] = 0.125, high: float | None = 0.625
+    ) -> None:
         super().__init__()
-        pairs = [(low, high)] if high is not None and not isinstance(low, Sequence) else list(low)
+        if high is not None:
+            pairs = [(low, high)]
+        elif len(low) and not isinstance(low[0], Sequence):
+            pairs = [low]  # a single (low, high) pair
+        else:
+            pairs = list(low)
         self.windows: list[tuple[float, float]] = []
         for pair in pairs:
             lo, hi = (float(v) for v in pair)
@@ -231,7 +239,7 @@ class CTNet(nn.Module):
         if input_window is None:
             self.input_window, n_windows = nn.Identity(), 1
         else:
-            self.input_window = _input_window(input_window)
+            self.input_window = InputWindow(input_window, None)
             n_windows = self.input_window.n_windows
         in_channels *= n_windows
         self.n_slices = n_slices
@@ -268,13 +276,6 @@ class CTNet(nn.Module):
         if self.conv_mode == "2d":
             x = x.flatten(1, 2)  # [B, C, D, H, W] -> [B, C*D, H, W]: slices become channels
         return self.head(self.stages(self.stem(self.input_window(x))))
-
-
-def _input_window(spec: Sequence) -> InputWindow:
-    """InputWindow from a config value: one (low, high) pair, or a list of pairs."""
-    if len(spec) and isinstance(spec[0], Sequence):
-        return InputWindow(spec, None)
-    return InputWindow(*spec)
 
 
 def _init_weights(model: nn.Module) -> None:
