@@ -33,16 +33,22 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from htct.split import make_split  # noqa: E402
 from htct.train import merge_fold_predictions, train_model  # noqa: E402
 
+CONFIGFILE = REPO / "benchmarks" / "discrimination.yaml"
+
 
 def _logit(p: pd.Series) -> np.ndarray:
     p = np.clip(p.to_numpy(dtype=float), 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
 
 
-def kfold_split(workdir: Path, k_folds: int, out_tsv: Path) -> Path:
-    """The benchmark's split redrawn with `k_folds` folds over its non-test patients (same test patients)."""
+def kfold_split(workdir: Path, k_folds: int, out_tsv: Path, configfile: Path) -> Path:
+    """The benchmark's split redrawn with `k_folds` folds over its non-test patients (same test patients).
+
+    `configfile` is the configuration the work folder was run with (its `split:` seed and test
+    fraction); a mismatch is caught: the test patients must be those of the work folder's split.
+    """
     ids = {"scan_id": str, "patient_id": str}
-    split_cfg = yaml.safe_load((REPO / "benchmarks" / "discrimination.yaml").read_text())["split"]
+    split_cfg = yaml.safe_load(configfile.read_text())["split"]
     single = pd.read_csv(workdir / "results/split/split.tsv", sep="\t", dtype=ids)
     clinical = pd.read_csv(workdir / "resources/synthetic/clinical.csv", dtype=ids)
     scans = pd.read_csv(workdir / "results/arrays/index.tsv", sep="\t", dtype=ids)
@@ -57,7 +63,9 @@ def kfold_split(workdir: Path, k_folds: int, out_tsv: Path) -> Path:
     return out_tsv
 
 
-def run_variant(workdir: Path, name: str, overrides: dict, out_root: Path) -> dict:
+def run_variant(
+    workdir: Path, name: str, overrides: dict, out_root: Path, configfile: Path = CONFIGFILE
+) -> dict:
     """Train ctnet with `overrides` on the benchmark's split; AUCs of the validation and test scans.
 
     `k_folds` >= 2 in `overrides` trains one model per fold of the non-test patients (same test
@@ -71,7 +79,7 @@ def run_variant(workdir: Path, name: str, overrides: dict, out_root: Path) -> di
     common = (arrays / "volumes.npy", arrays / "index.tsv")
     train_cfg = {"threads": 2, **train_cfg}
     if k_folds >= 2:
-        split_tsv = kfold_split(workdir, k_folds, out_root / name / "split.tsv")
+        split_tsv = kfold_split(workdir, k_folds, out_root / name / "split.tsv", configfile)
         fold_predictions = []
         for fold in range(k_folds):
             fold_dir = out_root / name / f"fold{fold}"
@@ -101,6 +109,9 @@ def run_variant(workdir: Path, name: str, overrides: dict, out_root: Path) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks" / "results" / "discrimination")
+    parser.add_argument(
+        "--configfile", type=Path, default=CONFIGFILE, help="the configuration the work folder was run with"
+    )
     parser.add_argument("--out", type=Path, default=None, help="TSV to append rows to")
     parser.add_argument("variants", nargs="+", help="NAME=JSON overrides of config.yaml train:")
     args = parser.parse_args()
@@ -108,7 +119,7 @@ def main() -> None:
     rows = []
     for spec in args.variants:
         name, _, overrides = spec.partition("=")
-        rows.append(run_variant(args.workdir, name, json.loads(overrides or "{}"), out_root))
+        rows.append(run_variant(args.workdir, name, json.loads(overrides or "{}"), out_root, args.configfile))
         table = pd.DataFrame(rows)
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"), flush=True)
     out = args.out or out_root / "variants.tsv"

@@ -89,7 +89,7 @@ def test_ctnet_uses_both_block_kinds_and_width_scales_parameters():
 def test_layer_table_follows_the_forward_pass():
     rows = layer_table(create_model("ctnet"), (1, 28, 32, 32), depth=1)
     assert [r["layer"] for r in rows] == ["input_window", "stem", "stages", "head"]
-    assert rows[1]["output_shape"] == (8, 28, 8, 8)  # in-plane /4, slices kept
+    assert rows[1]["output_shape"] == (8, 28, 16, 16)  # in-plane /2 (no stem max-pooling), slices kept
     assert rows[-1]["output_shape"] == (1,)
     assert sum(r["parameters"] for r in rows) == count_parameters(create_model("ctnet"))
 
@@ -145,6 +145,25 @@ def test_input_window_clamps_to_the_stroke_window_and_rescales():
     clamped = scan.clone()
     clamped[..., :4, :] = 0.625
     torch.testing.assert_close(model(brighter), model(clamped))
+
+
+@pytest.mark.parametrize(
+    ("conv", "pooled_grid", "unpooled_grid"), [("3d", (28, 16, 16), (28, 32, 32)), ("2d", (16, 16), (32, 32))]
+)
+def test_stem_pool_switch_halves_the_stage_grid_without_new_weights(conv, pooled_grid, unpooled_grid):
+    x = torch.rand(2, 1, 28, 64, 64)
+    pooled, unpooled = (CTNet(conv=conv, stem_pool=flag).eval() for flag in (True, False))
+
+    def stem_output(model):
+        scan = x.flatten(1, 2) if conv == "2d" else x  # as CTNet.forward
+        return model.stem(model.input_window(scan))
+
+    assert tuple(stem_output(pooled).shape[2:]) == pooled_grid
+    assert tuple(stem_output(unpooled).shape[2:]) == unpooled_grid
+    # The same weights (a max-pooling has none), so weights saved with one setting load into the other.
+    assert pooled.state_dict().keys() == unpooled.state_dict().keys()
+    unpooled.load_state_dict(pooled.state_dict())
+    assert unpooled(x).shape == (2, 1)
 
 
 @pytest.mark.parametrize(("mode", "n_features"), [("avg", 4), ("max", 4), ("avgmax", 8)])

@@ -215,6 +215,10 @@ class CTNet(nn.Module):
             [-1, 1], or several such pairs, one channel each (see InputWindow). Default: the stroke
             window (10-50 HU) and the whole brain window (0-80 HU). None feeds the arrays unchanged.
         pooled_norm: batch-normalise the pooled features before the fully connected layer.
+        stem_pool: end the stem with a 3x3 max-pooling of stride 2 (in-plane). Without it stage 1
+            works on the stem convolution's grid (half the input size instead of a quarter): about
+            twice the compute, and finer detail (a 3 mm hyperdense artery, a small infarct) reaches
+            the residual blocks.
 
     Attributes:
         cam_layer: the last residual stage, whose output feeds the HT predictor (for Grad-CAM).
@@ -231,6 +235,7 @@ class CTNet(nn.Module):
         pool: PoolMode = "avgmax",
         input_window: Sequence[float] | Sequence[Sequence[float]] | None = STROKE_AND_BRAIN_WINDOWS,
         pooled_norm: bool = True,
+        stem_pool: bool = False,
     ) -> None:
         super().__init__()
         if conv not in _LAYERS:
@@ -250,11 +255,12 @@ class CTNet(nn.Module):
             stem_conv = conv_cls(
                 in_channels, width, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False
             )
-            stem_pool = pool_cls((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+            stem_max = pool_cls((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
         else:
             stem_conv = conv_cls(in_channels * n_slices, width, 7, stride=2, padding=3, bias=False)
-            stem_pool = pool_cls(3, stride=2, padding=1)
-        self.stem = nn.Sequential(stem_conv, norm_cls(width), nn.ReLU(inplace=True), stem_pool)
+            stem_max = pool_cls(3, stride=2, padding=1)
+        stem_layers = [stem_conv, norm_cls(width), nn.ReLU(inplace=True)]
+        self.stem = nn.Sequential(*stem_layers, *([stem_max] if stem_pool else []))
 
         stages: list[nn.Module] = []
         channels = width
