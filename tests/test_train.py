@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from htct.errors import HTCTInputError
+from htct.models import create_model, list_models
 from htct.train import assign_parts, augment_batch, load_trained_model, train_model, youden_threshold
+from htct.train.data import BatchReader, loader_options
 from htct.train.toy import write_toy_arrays
 
 FAST = {"device": "cpu", "batch_size": 4, "lr": 3e-3, "threads": 1, "patience": 50}
@@ -71,6 +73,54 @@ def test_augment_batch_is_seeded_and_keeps_range():
         same = torch.allclose(flipped[scan], volumes[scan], atol=1e-5)
         mirrored = torch.allclose(flipped[scan], volumes[scan].flip(-2), atol=1e-5)
         assert same != mirrored
+
+
+@pytest.mark.filterwarnings("ignore:.*pin_memory.*:UserWarning")
+def test_gpu_loader_workers_deliver_the_batches_of_the_main_process(toy):
+    """The GPU path's loading (worker processes, prefetch, pinned memory) changes no batch."""
+    assert loader_options(on_gpu=False, num_workers=2)["num_workers"] == 0  # CPU: no workers
+    gpu = loader_options(on_gpu=True, num_workers=2)
+    assert gpu["num_workers"] == 2 and gpu["pin_memory"] and gpu["prefetch_factor"] == 2
+    index = pd.read_csv(toy["index"], sep="\t")
+    reader = BatchReader(toy["volumes"], dict(zip(index["row"], index["label"].astype(float), strict=True)))
+    batches = [[3, 7, 11], [0, 1, 2], [5, 30, 39], [12]]
+
+    def load(options):
+        return list(torch.utils.data.DataLoader(reader, batch_size=None, sampler=batches, **options))
+
+    with_workers, main_process = load(gpu), load(loader_options(on_gpu=False, num_workers=2))
+    volumes = np.load(toy["volumes"])
+    for rows, (v_workers, y_workers), (v_main, y_main) in zip(
+        batches, with_workers, main_process, strict=True
+    ):
+        assert torch.equal(v_workers, v_main) and torch.equal(y_workers, y_main)
+        assert torch.equal(v_main, torch.from_numpy(volumes[rows].astype(np.float32)))
+        assert y_main.tolist() == index.set_index("row").loc[rows, "label"].astype(float).tolist()
+
+
+@pytest.mark.parametrize("model_name", list_models())
+def test_models_run_in_bfloat16_autocast_close_to_float32(model_name):
+    """The GPU path trains under bf16 autocast on channels-last input; the models must allow it.
+
+    CPU autocast stands in for CUDA's here (same dtype, a similar op list): no GPU on CI.
+    """
+    torch.manual_seed(0)
+    model = create_model(model_name, in_channels=1, n_slices=28).eval()
+    model = model.to(memory_format=torch.channels_last_3d)
+    x = torch.rand(4, 1, 28, 32, 32).contiguous(memory_format=torch.channels_last_3d)
+    with torch.no_grad():
+        # Nudge the zero-initialised output layer so that the logits depend on the input.
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                torch.nn.init.normal_(module.weight, std=0.1)
+        reference = model(x).float()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(x)
+    assert low.dtype == torch.bfloat16  # autocast did run the head in bfloat16
+    low = low.float()
+    assert low.shape == reference.shape == (4, 1) and torch.isfinite(low).all()
+    # bf16 keeps 8 bits of mantissa: logits agree to within 5% of their size.
+    assert (low - reference).abs().max() <= 0.05 * reference.abs().max()
 
 
 def test_training_learns_and_writes_every_output(toy, tmp_path):

@@ -27,7 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import htct
-from htct.train.data import BatchReader, ScanParts, assign_parts, augment_batch
+from htct.train.data import BatchReader, ScanParts, assign_parts, augment_batch, loader_options
 from htct.train.predict import build_model, predict_volumes
 
 logger = logging.getLogger("htct.train")
@@ -273,15 +273,7 @@ def train_model(
             )
 
     reader = BatchReader(volumes_npy, labels_by_row)
-    # CPU runs read batches in the main process: a 96x96 batch comes from the page cache in about a
-    # millisecond (benchmarks/bench_train.py), and worker processes would compete for the cores.
-    loader_options = (
-        {"num_workers": int(cfg["num_workers"]), "pin_memory": True, "persistent_workers": False}
-        if on_gpu
-        else {"num_workers": 0}
-    )
-    if on_gpu and int(cfg["num_workers"]) > 0:
-        loader_options["prefetch_factor"] = 2
+    options = loader_options(on_gpu, int(cfg["num_workers"]))
     show_progress = sys.stderr.isatty()
 
     def evaluate(rows: np.ndarray) -> tuple[float, np.ndarray]:
@@ -303,7 +295,7 @@ def train_model(
         batches = [
             sorted(order[i * batch_size : (i + 1) * batch_size].tolist()) for i in range(steps_per_epoch)
         ]
-        loader = torch.utils.data.DataLoader(reader, batch_size=None, sampler=batches, **loader_options)
+        loader = torch.utils.data.DataLoader(reader, batch_size=None, sampler=batches, **options)
         running_loss = 0.0
         progress = tqdm(
             loader,
