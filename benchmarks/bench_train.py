@@ -4,7 +4,7 @@ CPU at demo size (28x96x96, the default) or, with --device cuda, on a GPU at ful
 `python benchmarks/bench_train.py --device cuda --size 512 --batch-size 4`. Uses a toy cohort
 written to a temporary folder and the training loop's own pieces: batch reader, DataLoader options
 (GPU: worker processes, prefetch, pinned memory), augmentation, channels-last input, bf16 autocast
-on the GPU, AdamW. "Data wait" is the time a step spends getting its batch onto the device (from
+on the GPU, AdamW (`htct.train.loop.train_step`, the training loop's own step). "Data wait" is the time a step spends getting its batch onto the device (from
 the loader and the host-to-device copy); the rest is compute.
 
 Run: python benchmarks/bench_train.py [--steps 6] [--threads 2] [--size 96] [--device cpu|cuda]
@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from htct.models import create_model
-from htct.train.data import BatchReader, augment_batch, loader_options
+from htct.train.data import BatchReader, loader_options
+from htct.train.loop import channels_last, train_step
 from htct.train.toy import write_toy_arrays
 
 
@@ -41,10 +42,8 @@ def bench(
             torch.cuda.synchronize(device)
 
     torch.manual_seed(0)
-    model = create_model(model_name, **kw)
-    is_3d = any(isinstance(m, torch.nn.Conv3d) for m in model.modules())
-    memory_format = torch.channels_last_3d if is_3d else torch.channels_last
-    model = model.to(device).to(memory_format=memory_format).train()
+    model, input_memory_format = channels_last(create_model(model_name, **kw).to(device))
+    model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     criterion = torch.nn.BCEWithLogitsLoss()
     reader = BatchReader(volumes_npy, labels)
@@ -67,15 +66,7 @@ def bench(
         volumes, y = volumes.to(device, non_blocking=True), y.to(device, non_blocking=True)
         sync()
         loaded = time.perf_counter()
-        volumes = augment_batch(volumes, generator)
-        if is_3d:
-            volumes = volumes.contiguous(memory_format=memory_format)
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_gpu):
-            logits = model(volumes).squeeze(1)
-        loss = criterion(logits.float(), y)
-        loss.backward()
-        optimizer.step()
+        train_step(model, optimizer, criterion, volumes, y, generator, input_memory_format, on_gpu)
         sync()
         end = time.perf_counter()
         if step:

@@ -126,8 +126,43 @@ def _atomic_torch_save(obj: object, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _is_3d(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.Conv3d) for m in model.modules())
+def channels_last(model: nn.Module) -> tuple[nn.Module, torch.memory_format | None]:
+    """The model in channels-last memory format, and the memory format its input batches take.
+
+    channels_last(_3d) speeds up the convolutions on both oneDNN (CPU) and cuDNN (GPU). The 2D
+    CTNet reshapes its 5-D input itself; only 3D models take channels_last_3d input (else None).
+    """
+    is_3d = any(isinstance(m, nn.Conv3d) for m in model.modules())
+    model = model.to(memory_format=torch.channels_last_3d if is_3d else torch.channels_last)
+    return model, torch.channels_last_3d if is_3d else None
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    criterion: nn.Module,
+    volumes: torch.Tensor,
+    labels: torch.Tensor,
+    augmentation: torch.Generator | None,
+    input_memory_format: torch.memory_format | None,
+    on_gpu: bool,
+) -> torch.Tensor:
+    """One optimiser step on a batch already on the model's device; returns the (detached) loss.
+
+    Augments the batch (when `augmentation` is given), lays it out in `input_memory_format`, and on
+    the GPU runs the forward pass under bf16 autocast (the loss in float32).
+    """
+    if augmentation is not None:
+        volumes = augment_batch(volumes, augmentation)
+    if input_memory_format is not None:
+        volumes = volumes.contiguous(memory_format=input_memory_format)
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_gpu):
+        logits = model(volumes).squeeze(1)
+    loss = criterion(logits.float(), labels)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
 
 
 def train_model(
@@ -228,12 +263,7 @@ def train_model(
     data_order = torch.Generator().manual_seed(int(cfg["seed"]) + 1)
     augmentation = torch.Generator().manual_seed(int(cfg["seed"]) + 2)
 
-    model = build_model(model_config).to(device)
-    memory_format = torch.channels_last_3d if _is_3d(model) else torch.channels_last
-    # channels_last(_3d) speeds up the convolutions on both oneDNN (CPU) and cuDNN (GPU).
-    model = model.to(memory_format=memory_format)
-    # The 2D CTNet reshapes its 5-D input itself; only 3D models take channels_last_3d input.
-    input_memory_format = torch.channels_last_3d if _is_3d(model) else None
+    model, input_memory_format = channels_last(build_model(model_config).to(device))
     batch_size = min(int(cfg["batch_size"]), len(train_rows))
     # drop_last: a batch of one scan would break BatchNorm; the dropped scans differ every epoch.
     steps_per_epoch = max(1, len(train_rows) // batch_size)
@@ -307,19 +337,19 @@ def train_model(
         for batch_volumes, batch_labels in progress:
             batch_volumes = batch_volumes.to(device, non_blocking=True)
             batch_labels = batch_labels.to(device, non_blocking=True)
-            if cfg["augment"]:
-                batch_volumes = augment_batch(batch_volumes, augmentation)
-            if input_memory_format is not None:
-                batch_volumes = batch_volumes.contiguous(memory_format=input_memory_format)
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_gpu):
-                logits = model(batch_volumes).squeeze(1)
-            loss = criterion(logits.float(), batch_labels)
-            loss.backward()
-            optimizer.step()
+            loss = train_step(
+                model,
+                optimizer,
+                criterion,
+                batch_volumes,
+                batch_labels,
+                augmentation if cfg["augment"] else None,
+                input_memory_format,
+                on_gpu,
+            )
             scheduler.step()
-            running_loss += float(loss.detach())
-            progress.set_postfix(loss=f"{float(loss.detach()):.3f}")
+            running_loss += float(loss)
+            progress.set_postfix(loss=f"{float(loss):.3f}")
         progress.close()
         train_loss = running_loss / len(batches)
         val_loss, val_probabilities = evaluate(val_rows)
