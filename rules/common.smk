@@ -10,6 +10,8 @@ validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 wildcard_constraints:
     model="[a-z0-9]+",
     fold=r"\d+",
+    factor="infarct|hyperdense_artery|leukoaraiosis",
+    input="full_head|skull_stripped",
 
 
 SYNTHETIC = bool(config["data"]["synthetic"])
@@ -103,6 +105,9 @@ def all_outputs():
             "results/evaluation/attention_mass.tsv",
         ]
         targets += expand("results/tables/attention.{ext}", ext=["csv", "md", "tex"])
+    if SYNTHETIC:
+        targets += ["results/evaluation/counterfactuals.tsv"]
+        targets += expand("results/tables/counterfactuals.{ext}", ext=["csv", "md", "tex"])
     return targets
 
 
@@ -167,6 +172,79 @@ def comparison_fold():
     part of its own, so it uses fold 0's (a single model, not an ensemble); -1 for a single split.
     """
     return 0 if k_folds() >= 2 else -1
+
+
+IMAGE_FACTORS = ["infarct", "hyperdense_artery", "leukoaraiosis"]
+
+
+def input_kind(skull_strip):
+    """The name of an input kind in counterfactual outputs: skull_stripped or full_head."""
+    return "skull_stripped" if skull_strip else "full_head"
+
+
+def counterfactual_variants():
+    """The trained models the counterfactual test asks: every configured model on the configured
+    input, and the skull-strip comparison CTNet on the other input kind (when CTNet is trained)."""
+    configured = input_kind(config["preprocess"]["skull_strip"])
+    variants = [
+        {
+            "model": model,
+            "input": configured,
+            "model_dir": f"results/models/{model}",
+            "arrays": "results/arrays",
+        }
+        for model in config["train"]["models"]
+    ]
+    if "ctnet" in config["train"]["models"]:
+        variants.append(
+            {
+                "model": "ctnet",
+                "input": input_kind(not config["preprocess"]["skull_strip"]),
+                "model_dir": "results/skull_strip_comparison/models/ctnet",
+                "arrays": "results/skull_strip_comparison/arrays",
+            }
+        )
+    return variants
+
+
+def counterfactual_model_inputs():
+    """Files of every counterfactual variant: its model folder's threshold.json and weights, and
+    the arrays it was trained on."""
+    files = []
+    for variant in counterfactual_variants():
+        if variant["model_dir"].startswith("results/models/"):
+            files += [f"{variant['model_dir']}/threshold.json"]
+            files += as_list(model_weights(variant["model"]))
+        else:
+            files += [f"{variant['model_dir']}/threshold.json", f"{variant['model_dir']}/weights.pt"]
+        files += [f"{variant['arrays']}/volumes.npy", f"{variant['arrays']}/index.tsv"]
+    return files
+
+
+def counterfactual_arrays_all():
+    """The counterfactual arrays of every factor for every input kind a variant was trained on."""
+    kinds = sorted({variant["input"] for variant in counterfactual_variants()})
+    return expand(
+        "results/counterfactuals/{factor}/{input}/volumes.npy",
+        factor=IMAGE_FACTORS,
+        input=kinds,
+    )
+
+
+def counterfactual_reference(name):
+    """Input function: a file of the arrays whose crops the counterfactual arrays of {input} repeat."""
+
+    def reference(wildcards):
+        if wildcards.input == input_kind(config["preprocess"]["skull_strip"]):
+            return f"results/arrays/{name}"
+        return f"results/skull_strip_comparison/arrays/{name}"
+
+    return reference
+
+
+def as_list(value):
+    """A path or a list of paths, as a list."""
+    return [value] if isinstance(value, str) else list(value)
 
 
 def comparison_preprocess():

@@ -10,6 +10,10 @@ rule synth_cohort:
         "logs/benchmarks/synth_cohort.tsv"
     conda:
         "../envs/dicom.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
         synthetic=config["synthetic"],
     script:

@@ -15,4 +15,4 @@ logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %
 from htct.synth import generate_cohort  # noqa: E402
 
 # outputs: dicom = resources/synthetic/dicom, clinical, readers, truth; all share the parent folder.
-generate_cohort(Path(snakemake.output.dicom).parent, **snakemake.params.synthetic)
+generate_cohort(Path(snakemake.output.dicom).parent, **snakemake.params.synthetic, threads=snakemake.threads)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import shutil
@@ -16,7 +17,7 @@ import pydicom
 import pytest
 import yaml
 from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian
-from scipy.special import expit
+from scipy.special import expit, logit
 from sklearn.metrics import roc_auc_score
 
 from htct.errors import HTCTInputError
@@ -317,10 +318,11 @@ def test_sheets_validate_against_schemas(cohort_dir, truth) -> None:
 
 
 def test_p_true_follows_the_documented_model(truth, large_cohort) -> None:
+    intercept = risk.risk_model(risk.PAPER_DESIGN).intercept
     for patients in (truth["patients"], large_cohort.patients):
         medication = patients["medication"].map(risk.MEDICATION_LOG_ODDS)
         eta = (
-            risk.INTERCEPT
+            intercept
             + risk.VOLUME_LOG_ODDS * np.log(patients["lesion_volume_ml"] / 25.0)
             + risk.HDA_LOG_ODDS * patients["hyperdense_artery"]
             + risk.LEUKOARAIOSIS_LOG_ODDS * patients["leukoaraiosis"]
@@ -332,34 +334,84 @@ def test_p_true_follows_the_documented_model(truth, large_cohort) -> None:
 
 def test_p_image_is_p_true_averaged_over_clinical_factors(large_cohort) -> None:
     patients = large_cohort.patients
+    model = risk.risk_model(risk.PAPER_DESIGN)
     # Law of total expectation: within any image-factor stratum, mean p_true = mean p_image.
     for _, group in patients.groupby(["leukoaraiosis", "hyperdense_artery"]):
         if len(group) < 100:
             continue
         difference = (group["p_true"] - group["p_image"]).mean()
         assert abs(difference) < 4 * group["p_true"].std() / np.sqrt(len(group)) + 0.005
-        hidden = risk.p_image_without_volume(
+        hidden = model.p_image_without_volume(
             group["hyperdense_artery"].iloc[:1], group["leukoaraiosis"].iloc[:1]
         )
         standard_error = group["p_image"].std() / np.sqrt(len(group))
         assert hidden[0] == pytest.approx(group["p_image"].mean(), abs=4 * standard_error + 0.005)
 
 
-def test_prevalence_and_oracle_auc(large_cohort) -> None:
-    patients = large_cohort.patients
-    assert 0.35 <= patients["label"].mean() <= 0.45
+def test_intercept_is_solved_for_the_designs_prevalence() -> None:
+    # The expectation is exact (sums and quadrature over every factor), so it hits the target.
+    paper = risk.risk_model(risk.PAPER_DESIGN)
+    assert paper.expected_prevalence() == pytest.approx(231 / 474, abs=1e-8)
+    rarer = risk.RiskModel(dataclasses.replace(risk.PAPER_DESIGN, prevalence=0.3))
+    assert rarer.expected_prevalence() == pytest.approx(0.3, abs=1e-8)
+    assert rarer.intercept < paper.intercept
+    # Monte Carlo check of the same expectation: the realised prevalence of a large cohort.
+    cohort = sample_cohort(4000, seed=21, n_readers=1, design=rarer.design)
+    assert cohort.patients["p_true"].mean() == pytest.approx(0.3, abs=0.015)
+    assert cohort.clinical["label"].mean() == pytest.approx(0.3, abs=0.025)
+    # The effect sizes are the design's constants whatever the prevalence: only the intercept moves.
+    factors = cohort.patients.iloc[:5]
+    args = [factors[c] for c in ("z_volume", "hyperdense_artery", "leukoaraiosis", "age", "medication")]
+    np.testing.assert_allclose(
+        logit(rarer.p_true(*args)) - logit(paper.p_true(*args)), rarer.intercept - paper.intercept
+    )
+    # The 2026 demo's older design (age 66.6 +- 12, more anticoagulation) had intercept -1.35 at
+    # its realised prevalence of 0.41: the exact expectation reproduces that.
+    demo = risk.CohortDesign(66.6, 12.0, 0.68, (0.40, 0.12, 0.18, 0.22, 0.08), 0.41, (0.75, 0.2, 0.05))
+    assert risk.RiskModel(demo, intercept=-1.35).expected_prevalence() == pytest.approx(0.4118, abs=1e-3)
+
+
+def test_cohort_matches_the_papers_design(large_cohort) -> None:
+    """Zhang et al. 2026 Table 1 marginals, 231/474 HT and 613/474 scans per patient, on 3,000 patients."""
+    clinical, patients = large_cohort.clinical, large_cohort.patients
+    n = len(clinical)
+    design = risk.PAPER_DESIGN
+    assert clinical["age"].mean() == pytest.approx(62.45, abs=4 * 11.85 / np.sqrt(n))
+    assert clinical["age"].std() == pytest.approx(11.85, rel=0.05)
+    assert (clinical["sex"] == "M").mean() == pytest.approx(0.7405, abs=4 * np.sqrt(0.74 * 0.26 / n))
+    shares = clinical["medication"].value_counts(normalize=True)
+    for medication, share in zip(risk.MEDICATIONS, design.medication_probabilities, strict=True):
+        assert shares.get(medication, 0.0) == pytest.approx(
+            share, abs=4 * np.sqrt(share * (1 - share) / n) + 1e-3
+        )
+    assert clinical["label"].mean() == pytest.approx(231 / 474, abs=4 * np.sqrt(0.25 / n))
+    scans_per_patient = len(large_cohort.scans) / n
+    assert scans_per_patient == pytest.approx(613 / 474, abs=0.04)
+    assert design.mean_scans_per_patient == pytest.approx(613 / 474, abs=1e-3)
+    # The image signal keeps its strength: the image-only oracle's AUC, per patient and per scan.
     assert 0.80 <= roc_auc_score(patients["label"], patients["p_image"]) <= 0.90
     assert roc_auc_score(patients["label"], patients["p_true"]) > roc_auc_score(
         patients["label"], patients["p_image"]
     )
-    clinical = large_cohort.clinical
-    assert clinical["age"].mean() == pytest.approx(66.6, abs=1.0)
-    assert (clinical["sex"] == "M").mean() == pytest.approx(0.68, abs=0.03)
-    shares = clinical["medication"].value_counts(normalize=True)
-    for medication, share in zip(risk.MEDICATIONS, risk.MEDICATION_PROBABILITIES, strict=True):
-        assert shares[medication] == pytest.approx(share, abs=0.03)
     invisible_first = ~large_cohort.scans.loc[large_cohort.scans["scan_rank"] == 1, "visible"]
     assert 0.1 < invisible_first.mean() < 0.4
+
+
+def test_schema_defaults_are_the_paper_design() -> None:
+    schema = yaml.safe_load((ROOT / "schemas" / "config.schema.yaml").read_text())
+    properties = schema["properties"]["synthetic"]["properties"]["design"]["properties"]
+    defaults = {key: value["default"] for key, value in properties.items() if key != "medication"}
+    defaults["medication"] = {
+        key: value["default"] for key, value in properties["medication"]["properties"].items()
+    }
+    assert risk.CohortDesign.from_config(defaults) == risk.PAPER_DESIGN
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    assert config["synthetic"]["n_patients"] == 474 and config["synthetic"]["n_readers"] == 8
+
+
+def test_design_rejects_shares_that_do_not_sum_to_one() -> None:
+    with pytest.raises(ValueError, match="sum to 1"):
+        dataclasses.replace(risk.PAPER_DESIGN, medication_probabilities=(0.5, 0.1, 0.1, 0.1, 0.1))
 
 
 def test_readers_resemble_the_papers_neurologists() -> None:

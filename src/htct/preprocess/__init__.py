@@ -6,7 +6,7 @@ optional skull stripping. :func:`build_arrays` runs it over ``scans.tsv``; :func
 maps a map in the crop (e.g. an attention heatmap) back onto the scan's voxel grid.
 """
 
-from htct.preprocess.arrays import build_arrays, build_lesion_masks, read_scans
+from htct.preprocess.arrays import build_arrays, build_arrays_like, build_lesion_masks, read_scans
 from htct.preprocess.brain import intracranial_mask
 from htct.preprocess.geometry import (
     CropInfo,
@@ -33,6 +33,7 @@ __all__ = [
     "apply_crop",
     "apply_windows",
     "build_arrays",
+    "build_arrays_like",
     "build_lesion_masks",
     "choose_slab",
     "intracranial_mask",

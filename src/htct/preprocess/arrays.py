@@ -22,7 +22,7 @@ import pandas as pd
 import htct
 from htct.errors import HTCTInputError
 from htct.preprocess import brain, volume
-from htct.preprocess.geometry import CropInfo, apply_crop
+from htct.preprocess.geometry import AIR_HU, CropInfo, apply_crop
 from htct.preprocess.volume import preprocess_volume
 
 log = logging.getLogger(__name__)
@@ -204,6 +204,101 @@ def build_arrays(
         with _atomic_path(out_dir / "preprocess.json") as json_tmp:
             json_tmp.write_text(json.dumps(settings, indent=2) + "\n")
     log.info("preprocessed %d scans into %s", n_scans, out_dir)
+    return index
+
+
+def _repeat_crop_scan(
+    row: int, scan_id: str, nifti: str, crop: dict, brain_row: np.ndarray, volumes_path: str, params: dict
+) -> None:
+    """Worker: one scan through a reference scan's crop, written into row ``row`` of ``volumes_path``."""
+    hu, _ = _load_hu(scan_id, nifti)
+    hu_kij = np.clip(np.ascontiguousarray(hu.transpose(2, 0, 1), dtype=np.float32), *volume.HU_RANGE)
+    slab = apply_crop(hu_kij, CropInfo.from_mapping(crop), fill=AIR_HU)
+    array = volume.apply_windows(slab, params["windows"])
+    if params["skull_strip"]:
+        array *= brain_row[None]
+    volumes = np.load(volumes_path, mmap_mode="r+")
+    volumes[row] = array
+    volumes.flush()
+    del volumes
+
+
+def build_arrays_like(
+    scans_tsv: str | Path, reference_dir: str | Path, out_dir: str | Path, threads: int = 1
+) -> pd.DataFrame:
+    """Preprocess re-rendered versions of scans exactly as their originals were (same crop, windows).
+
+    For counterfactual scans (``htct.synth.counterfactual``): each scan of ``scans_tsv`` is cut
+    with the crop its scan_id has in the reference arrays (slice resampling, slab, in-plane box,
+    from ``index.tsv``), windowed with the reference's windows and, when the reference is
+    skull-stripped, masked with the reference scan's intracranial mask. An unchanged scan gives
+    exactly its reference row; a scan that differs only in a lesion differs only there (the crop
+    is not re-estimated from the changed image).
+
+    Args:
+        scans_tsv: the convert stage's scans.tsv of the re-rendered scans.
+        reference_dir: a :func:`build_arrays` output folder (index.tsv, brain_mask.npy,
+            preprocess.json) holding every scan_id of ``scans_tsv``.
+        out_dir: output folder: volumes.npy, brain_mask.npy (the reference rows), index.tsv (the
+            reference rows, renumbered, with ``reference_row``) and preprocess.json.
+        threads: worker processes.
+
+    Returns:
+        The index table written.
+    """
+    reference_dir, out_dir = Path(reference_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scans = read_scans(scans_tsv)
+    reference = pd.read_csv(reference_dir / "index.tsv", sep="\t", dtype={"scan_id": str, "patient_id": str})
+    settings = json.loads((reference_dir / "preprocess.json").read_text())
+    missing = sorted(set(scans["scan_id"]) - set(reference["scan_id"]))
+    if missing:
+        raise HTCTInputError(f"{scans_tsv}: scans {missing[:3]} are not in {reference_dir}/index.tsv")
+    index = reference.set_index("scan_id").loc[scans["scan_id"]].reset_index()
+    index = index.rename(columns={"row": "reference_row"})
+    index.insert(0, "row", np.arange(len(index)))
+    reference_masks = np.load(reference_dir / "brain_mask.npy", mmap_mode="r")
+    params = {
+        "windows": [tuple(w) for w in settings["windows"]],
+        "skull_strip": bool(settings["skull_strip"]),
+    }
+    n_slices, size = int(settings["n_slices"]), int(settings["size"])
+    niftis = scans.set_index("scan_id")["nifti"]
+    with (
+        _atomic_path(out_dir / "volumes.npy") as volumes_tmp,
+        _atomic_path(out_dir / "brain_mask.npy") as mask_tmp,
+    ):
+        shape = (len(index), len(params["windows"]), n_slices, size, size)
+        np.lib.format.open_memmap(volumes_tmp, mode="w+", dtype=np.float16, shape=shape).flush()
+        masks = reference_masks[index["reference_row"].to_numpy()]
+        with open(mask_tmp, "wb") as handle:  # np.save(path) would append .npy to the name
+            np.save(handle, masks)
+        jobs = [
+            (
+                int(row.row),
+                row.scan_id,
+                niftis[row.scan_id],
+                row._asdict(),
+                masks[int(row.row)],
+                str(volumes_tmp),
+                params,
+            )
+            for row in index.itertuples(index=False)
+        ]
+        if threads > 1 and len(jobs) > 1:
+            with ProcessPoolExecutor(max_workers=min(threads, len(jobs))) as pool:
+                list(pool.map(_repeat_crop_scan, *zip(*jobs, strict=True)))
+        else:
+            for job in jobs:
+                _repeat_crop_scan(*job)
+        with _atomic_path(out_dir / "index.tsv") as index_tmp:
+            index.to_csv(index_tmp, sep="\t", index=False)
+        with _atomic_path(out_dir / "preprocess.json") as json_tmp:
+            json_tmp.write_text(
+                json.dumps({**settings, "n_scans": len(index), "reference": str(reference_dir)}, indent=2)
+                + "\n"
+            )
+    log.info("preprocessed %d scans into %s with the crops of %s", len(index), out_dir, reference_dir)
     return index
 
 

@@ -17,7 +17,6 @@ from scipy.stats import truncnorm
 from htct.synth import phi, risk
 from htct.synth.readers import simulate_readers
 
-SCANS_PER_PATIENT_PROBABILITIES = (0.75, 0.20, 0.05)  # 1, 2 or 3 scans: mean 1.30 (paper: 613 / 474)
 THIN_SERIES_PROBABILITY = 0.08  # the only axial series of the study is 2.5 mm
 EXTRA_THIN_RECON_PROBABILITY = 0.05  # a 5 mm study also holds a 2.5 mm reconstruction
 SCOUT_PROBABILITY = 0.15
@@ -52,24 +51,24 @@ class SyntheticCohort:
     phi: pd.DataFrame
 
 
-def _sample_patients(n_patients: int, rng: np.random.Generator) -> pd.DataFrame:
-    age = np.clip(
-        np.rint(rng.normal(risk.AGE_MEAN, risk.AGE_SD, n_patients)), risk.AGE_MIN, risk.AGE_MAX
-    ).astype(int)
-    sex = np.where(rng.random(n_patients) < risk.MALE_PROBABILITY, "M", "F")
-    medication = rng.choice(np.array(risk.MEDICATIONS), size=n_patients, p=risk.MEDICATION_PROBABILITIES)
+def _sample_patients(n_patients: int, rng: np.random.Generator, model: risk.RiskModel) -> pd.DataFrame:
+    design = model.design
+    age = np.clip(np.rint(rng.normal(design.age_mean, design.age_sd, n_patients)), risk.AGE_MIN, risk.AGE_MAX)
+    age = age.astype(int)
+    sex = np.where(rng.random(n_patients) < design.male_probability, "M", "F")
+    medication = rng.choice(np.array(risk.MEDICATIONS), size=n_patients, p=design.medication_probabilities)
     z_volume = truncnorm.ppf(rng.random(n_patients), risk.Z_VOLUME_MIN, risk.Z_VOLUME_MAX)
     hda = (rng.random(n_patients) < risk.hda_probability(z_volume)).astype(int)
     grade_cdf = np.cumsum(risk.leukoaraiosis_probabilities(age), axis=1)
     leukoaraiosis = (rng.random(n_patients)[:, None] > grade_cdf[:, :-1]).sum(axis=1)
-    p_true = risk.p_true(z_volume, hda, leukoaraiosis, age, medication)
+    p_true = model.p_true(z_volume, hda, leukoaraiosis, age, medication)
     label = (rng.random(n_patients) < p_true).astype(int)
     patients = pd.DataFrame(
         {
             "patient_id": [f"HT{i + 1:04d}" for i in range(n_patients)],
             "label": label,
             "p_true": p_true,
-            "p_image": risk.p_image(z_volume, hda, leukoaraiosis),
+            "p_image": model.p_image(z_volume, hda, leukoaraiosis),
             "age": age,
             "sex": sex,
             "medication": medication,
@@ -96,7 +95,7 @@ def _sample_patients(n_patients: int, rng: np.random.Generator) -> pd.DataFrame:
     patients["lesion_side"] = np.where(rng.random(n_patients) < 0.5, 1, -1)
     patients["lesion_y_fraction"] = rng.uniform(-0.25, 0.15, n_patients)
     patients["lesion_z_fraction"] = rng.uniform(0.0, 0.3, n_patients)
-    patients["n_scans"] = rng.choice([1, 2, 3], size=n_patients, p=SCANS_PER_PATIENT_PROBABILITIES)
+    patients["n_scans"] = rng.choice([1, 2, 3], size=n_patients, p=design.scans_per_patient)
     return patients
 
 
@@ -111,7 +110,7 @@ def _sample_phi(patients: pd.DataFrame, rng: np.random.Generator) -> pd.DataFram
     return phi_table
 
 
-def _sample_scans(patients: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+def _sample_scans(patients: pd.DataFrame, rng: np.random.Generator, model: risk.RiskModel) -> pd.DataFrame:
     rows = []
     epoch = dt.datetime(2019, 1, 1)
     accession_numbers = iter(phi.hospital_ids(rng, int(patients["n_scans"].sum()), 10))
@@ -157,10 +156,10 @@ def _sample_scans(patients: pd.DataFrame, rng: np.random.Generator) -> pd.DataFr
                 }
             )
     scans = pd.DataFrame(rows)
-    visible_p = risk.p_image(
+    visible_p = model.p_image(
         risk.z_volume_from_ml(scans["lesion_volume_ml"]), scans["hyperdense_artery"], scans["leukoaraiosis"]
     )
-    hidden_p = risk.p_image_without_volume(scans["hyperdense_artery"], scans["leukoaraiosis"])
+    hidden_p = model.p_image_without_volume(scans["hyperdense_artery"], scans["leukoaraiosis"])
     scans["p_image_scan"] = np.where(scans["visible"], visible_p, hidden_p)
     return scans
 
@@ -248,26 +247,30 @@ def birth_date(first_study_date: str, age: int, dicom_patient_id: str) -> str:
     return born.strftime("%Y%m%d")
 
 
-def sample_cohort(n_patients: int, seed: int, n_readers: int = 8) -> SyntheticCohort:
+def sample_cohort(
+    n_patients: int, seed: int, n_readers: int = 8, design: risk.CohortDesign = risk.PAPER_DESIGN
+) -> SyntheticCohort:
     """Draw the tables of a synthetic cohort (no images).
 
     Args:
         n_patients: number of patients.
         seed: random seed; the same seed gives the same tables.
         n_readers: number of simulated neurologists in the reader study.
+        design: clinical marginals, HT prevalence and scans per patient (default: the paper's).
 
     Returns:
         The cohort's tables.
 
     Example:
         >>> cohort = sample_cohort(200, seed=1)
-        >>> 0.3 < cohort.clinical["label"].mean() < 0.5
+        >>> 0.38 < cohort.clinical["label"].mean() < 0.6
         True
     """
+    model = risk.risk_model(design)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
-    patients = _sample_patients(n_patients, rng)
+    patients = _sample_patients(n_patients, rng, model)
     phi_table = _sample_phi(patients, rng)
-    scans = _sample_scans(patients, rng)
+    scans = _sample_scans(patients, rng, model)
     series = _series_table(scans, patients)
     readers = simulate_readers(
         scans, patients, n_readers, np.random.default_rng(np.random.SeedSequence([seed, 1]))

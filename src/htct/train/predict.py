@@ -215,14 +215,14 @@ def load_trained_model(model_dir: str | Path, device: str | torch.device = "cpu"
 
 
 @torch.no_grad()
-def predict_volumes(
+def predict_logits(
     model: nn.Module,
     volumes: np.ndarray,
     rows: np.ndarray | None = None,
     batch_size: int = 8,
     device: str | torch.device = "cpu",
 ) -> np.ndarray:
-    """HT probability (sigmoid of the logit) per scan.
+    """The model's HT logit per scan (eval mode; bf16 autocast on CUDA).
 
     Args:
         model: the model (put in eval mode).
@@ -232,19 +232,36 @@ def predict_volumes(
         device: device of the model.
 
     Returns:
-        float64 probabilities, one per row.
+        float64 logits, one per row.
     """
     model.eval()
     device = torch.device(device)
     rows = np.arange(len(volumes)) if rows is None else np.asarray(rows)
-    probabilities = []
+    logits = []
     for start in range(0, len(rows), batch_size):
         batch = torch.from_numpy(np.asarray(volumes[rows[start : start + batch_size]], dtype=np.float32))
         batch = batch.to(device, non_blocking=True)
         if device.type == "cuda":
             with torch.autocast("cuda", dtype=torch.bfloat16):
-                logits = model(batch)
+                output = model(batch)
         else:
-            logits = model(batch)
-        probabilities.append(torch.sigmoid(logits.float()).squeeze(1).cpu().numpy())
-    return np.concatenate(probabilities).astype(np.float64) if probabilities else np.zeros(0)
+            output = model(batch)
+        logits.append(output.float().squeeze(1).cpu().numpy())
+    return np.concatenate(logits).astype(np.float64) if logits else np.zeros(0)
+
+
+def predict_volumes(
+    model: nn.Module,
+    volumes: np.ndarray,
+    rows: np.ndarray | None = None,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """HT probability (sigmoid of the logit) per scan; arguments as :func:`predict_logits`.
+
+    Returns:
+        float64 probabilities, one per row.
+    """
+    logits = predict_logits(model, volumes, rows, batch_size, device)
+    # torch's float32 sigmoid, as before predict_logits existed: the same p_ht to the last bit.
+    return torch.sigmoid(torch.from_numpy(logits.astype(np.float32))).numpy().astype(np.float64)
