@@ -22,6 +22,7 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/figures.smk"
 include: "rules/attention.smk"
+include: "rules/paper.smk"
 
 
 rule all:
