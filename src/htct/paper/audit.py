@@ -244,7 +244,14 @@ def check_reachable(values: PaperValues) -> list[Finding]:
                 )
                 reached.append(bool(matrices))
             parts.append(text)
-        smallest = smallest_denominator(low, high) if kind in ("patients", "test_scans") else None
+        shares = (
+            "patients",
+            "test_scans",
+            "test_positive_scans",
+            "test_negative_scans",
+            "test_positive_calls",
+        )
+        smallest = smallest_denominator(low, high) if kind in shares else None
         if smallest:
             parts.append(f"smallest n: {smallest[1]}/{smallest[0]}")
         result = CONSISTENT if any(reached) else INCONSISTENT
@@ -278,7 +285,7 @@ def check_confusion_rows(values: PaperValues) -> list[Finding]:
         intervals = {m: audit.share(group.loc[m]) for m in metrics}
         subject = f"{key}: " + ", ".join(audit.label(group.loc[m]).split(" ")[-1] + f" {m}" for m in metrics)
         sizes = audit.sizes(TEST_SIZES)
-        inputs = (*group["id"], *itertools.chain.from_iterable(sizes.values()))
+        inputs = (*group.loc[metrics, "id"], *itertools.chain.from_iterable(sizes.values()))
         if not sizes:
             findings.append(
                 Finding("one confusion matrix", subject, inputs, NOT_COMPUTABLE, "no stated test size")
