@@ -23,6 +23,7 @@ include: "rules/evaluate.smk"
 include: "rules/figures.smk"
 include: "rules/attention.smk"
 include: "rules/counterfactual.smk"
+include: "rules/paper.smk"
 
 
 rule all:

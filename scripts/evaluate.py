@@ -15,7 +15,7 @@ import pandas as pd
 
 from htct.sheets import load_readers
 from htct.tables import write_table
-from htct.tables.reader_study import evaluate_study
+from htct.tables.reader_study import TABLE2_METRICS, TABLE3_METRICS, evaluate_study, undefined_resamples_note
 
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
 ids = {"patient_id": str, "scan_id": str}
@@ -40,17 +40,31 @@ out["scans"].to_csv(snakemake.output.test_scans, sep="\t", index=False)
 out["agreement_numeric"].to_csv(snakemake.output.agreement, sep="\t")
 out["fleiss_kappa"].to_csv(snakemake.output.fleiss, sep="\t", index=False)
 ci = f"95% CI, patient-level bootstrap ({params['n_bootstrap']} resamples, {params['ci_method']})"
+models = list(predictions)
+table2_raters = [r for r in dict.fromkeys(out["metrics"]["rater"]) if r not in models[1:]]
+undefined = {  # table -> note on the resamples left out of its intervals ("" when none)
+    "table2": undefined_resamples_note(out["metrics"], table2_raters, TABLE2_METRICS, params["n_bootstrap"]),
+    "table3": undefined_resamples_note(out["metrics"], models, TABLE3_METRICS, params["n_bootstrap"]),
+}
 tables = {  # table -> (output holding its .csv, title)
-    "table2": ("table2", f"Table 2. CTNet and clinicians on the test set, % ({ci})"),
+    "table2": (
+        "table2",
+        f"Table 2. CTNet and clinicians on the test set, % ({ci}). {undefined['table2']}".strip(),
+    ),
     "table3": (
         "table3",
-        f"Table 3. CTNet and the re-implemented models on the test set, % ({ci}); F1 is macro-averaged",
+        f"Table 3. CTNet and the re-implemented models on the test set, % ({ci}); F1 is macro-averaged. "
+        f"{undefined['table3']}".strip(),
     ),
     "agreement": (
         "agreement_table",
         "Pairwise percent agreement and Cohen's kappa of the calls (clinicians and CTNet)",
     ),
-    "tests": ("tests", "CTNet against every rater: DeLong test of AUC and McNemar test of correct calls"),
+    "tests": (
+        "tests",
+        "CTNet against every rater: DeLong test of AUC (Obuchowski's patient-clustered variance) and "
+        "patient-level McNemar test of correct calls (Durkalski)",
+    ),
 }
 for name, (output, title) in tables.items():
     stem = Path(getattr(snakemake.output, output)).with_suffix("")

@@ -18,6 +18,7 @@ WORKFLOW_FILES = (
     "envs",
     "report",
     "src",
+    "resources/paper",
     "tests/config",
 )
 
@@ -30,7 +31,8 @@ def shared_data() -> Path:
 
 
 def copy_workflow(dest: Path, source_root: Path = REPO) -> Path:
-    """Copy the workflow (not results/ or resources/) into `dest`, as a user's fresh clone would have it.
+    """Copy the workflow (not results/ or the generated resources/synthetic/) into `dest`, as a user's
+    fresh clone would have it.
 
     `source_root` is the repository by default; pass an earlier run's folder to rerun its exact code.
     """

@@ -42,6 +42,7 @@ from htct.evaluate.bootstrap import (
     scan_weights,
     weighted_metrics,
 )
+from htct.evaluate.mcnemar import clustered_mcnemar_test
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ASAH = SHARED_DATA / "reference" / "asah.csv"
@@ -158,6 +159,91 @@ def test_delong_matches_proc_on_asah() -> None:
     assert round(z, 4) == 1.3908 and round(p, 4) == 0.1643
 
 
+def test_clustered_auc_variance_equals_a_hand_computation() -> None:
+    """Obuchowski (1997) on 3 patients, worked by hand with exact fractions.
+
+    Patient A: HT scan 0.9, non-HT 0.3; B: HT 0.6 and 0.4; C: non-HT 0.5 and 0.2.
+    V10 = (1, 1, 2/3), V01 = (1, 2/3, 1), AUC = 8/9. Cluster sums X = (1, 5/3, 0), m = (1, 2, 0);
+    Y = (1, 0, 5/3), n = (1, 0, 2); X - m*AUC = (1/9, -1/9, 0), Y - n*AUC = (1/9, 0, -1/9).
+    S10 = 2/(1*3) * 2/81 = 4/243 = S01; S11 = 3/2 * 1/81 = 1/54;
+    var = 4/243/3 + 4/243/3 + 2/54/9 = 11/729 (unclustered DeLong: 1/81 + 1/81 = 18/729).
+    """
+    y = np.array([1, 0, 1, 1, 0, 0])
+    score = np.array([0.9, 0.3, 0.6, 0.4, 0.5, 0.2])
+    patients = np.array(["A", "A", "B", "B", "C", "C"])
+    auc, clustered = delong_covariance(y, score, patients)
+    assert auc[0] == pytest.approx(8 / 9)
+    assert clustered[0, 0] == pytest.approx(11 / 729, rel=1e-12)
+    assert delong_covariance(y, score)[1][0, 0] == pytest.approx(18 / 729, rel=1e-12)
+    value, low, high = delong_ci(y, score, clusters=patients)
+    assert value - low == pytest.approx(1.959963984540054 * np.sqrt(11 / 729)) and high == 1.0  # clipped
+    with pytest.raises(ValueError, match=">= 2 patients with each class"):
+        delong_covariance(y, score, np.array(["A", "A", "A", "A", "C", "C"]))
+
+
+def test_clustered_covariance_equals_delong_with_one_scan_per_patient() -> None:
+    rng = np.random.default_rng(4)
+    y = (rng.random(60) < 0.4).astype(int)
+    scores = np.vstack([np.round(rng.random(60) + 0.4 * y, 1), rng.random(60)])
+    clustered = delong_covariance(y, scores, np.arange(60))[1]
+    np.testing.assert_allclose(clustered, delong_covariance(y, scores)[1], rtol=1e-12, atol=1e-16)
+
+
+def test_clustered_covariance_equals_a_cluster_loop() -> None:
+    """Against a direct transcription of Obuchowski's sums (the loop of iMRMC's doAUCcluster)."""
+    rng = np.random.default_rng(8)
+    n = 50
+    y = rng.integers(0, 2, n)
+    clusters = rng.integers(0, 18, n)
+    scores = np.round(rng.normal(size=(2, n)) + y, 1)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    psi = lambda x, z: (x > z) + 0.5 * (x == z)  # noqa: E731
+    ids = np.unique(clusters)
+    parts = []
+    for s in scores:
+        a = np.mean([psi(s[i], s[j]) for i in pos for j in neg])
+        x = np.array([sum(np.mean(psi(s[i], s[neg])) for i in pos if clusters[i] == k) for k in ids])
+        z = np.array([sum(np.mean(psi(s[pos], s[j])) for j in neg if clusters[j] == k) for k in ids])
+        m = np.array([np.sum(clusters[pos] == k) for k in ids])
+        nn = np.array([np.sum(clusters[neg] == k) for k in ids])
+        parts.append((x - m * a, z - nn * a))
+    i10, i01, i = len(set(clusters[pos])), len(set(clusters[neg])), len(ids)
+    big_m, big_n = pos.size, neg.size
+
+    def cov(r: int, t: int) -> float:
+        s10 = i10 / ((i10 - 1) * big_m) * np.sum(parts[r][0] * parts[t][0])
+        s01 = i01 / ((i01 - 1) * big_n) * np.sum(parts[r][1] * parts[t][1])
+        s11 = i / (i - 1) * (np.sum(parts[r][0] * parts[t][1]) + np.sum(parts[t][0] * parts[r][1]))
+        return s10 / big_m + s01 / big_n + s11 / (big_m * big_n)
+
+    expected = np.array([[cov(0, 0), cov(0, 1)], [cov(1, 0), cov(1, 1)]])
+    np.testing.assert_allclose(delong_covariance(y, scores, clusters)[1], expected, rtol=1e-12)
+
+
+@pytest.mark.skipif(not ASAH.exists(), reason=f"pROC's aSAH reference data not found at {ASAH}")
+def test_clustered_delong_with_one_scan_per_patient_matches_proc_on_asah() -> None:
+    asah = pd.read_csv(ASAH)
+    y = (asah["outcome"] == "Poor").to_numpy(dtype=int)
+    patients = np.arange(y.size)
+    assert np.round(delong_ci(y, asah["s100b"], clusters=patients), 4).tolist() == [0.7314, 0.6301, 0.8326]
+    z, p = delong_test(y, asah["s100b"], asah["ndka"], clusters=patients)
+    assert round(z, 4) == 1.3908 and round(p, 4) == 0.1643
+
+
+def test_clustered_delong_widens_the_interval_of_correlated_scans() -> None:
+    """Three identical copies of each patient's scan: the clustered variance is the per-patient one, the
+    scan-level one about a third of it."""
+    rng = np.random.default_rng(2)
+    y1 = rng.integers(0, 2, 40)
+    s1 = rng.random(40) + 0.5 * y1
+    y, s, patients = np.repeat(y1, 3), np.repeat(s1, 3), np.repeat(np.arange(40), 3)
+    per_patient = delong_covariance(y1, s1)[1][0, 0]
+    clustered = delong_covariance(y, s, patients)[1][0, 0]
+    naive = delong_covariance(y, s)[1][0, 0]
+    assert clustered == pytest.approx(per_patient, rel=1e-10)
+    assert naive == pytest.approx(clustered / 3, rel=0.1)
+
+
 def test_delong_test_is_antisymmetric_and_nan_without_variance() -> None:
     y, _, scores = cohort()
     z_ab, p_ab = delong_test(y, scores["model"], scores["baseline"])
@@ -242,6 +328,24 @@ def test_bca_of_symmetric_statistic_equals_percentile() -> None:
     np.testing.assert_allclose([low[0], high[0]], np.quantile(replicates, [0.05, 0.95]), atol=1e-12)
 
 
+def test_undefined_resamples_are_counted_per_metric() -> None:
+    """Two patients, one with HT only: sensitivity is undefined in exactly the resamples that miss it."""
+    y = np.array([1, 1, 0, 0])
+    patients = np.array(["ht", "ht", "no", "no"])
+    result = bootstrap_metrics(
+        y, patients, {"m": np.array([0.9, 0.2, 0.1, 0.8])}, {"m": 0.5}, n_bootstrap=500, seed=3
+    )
+    long = result.ci().set_index("metric")
+    ht_code = list(result.patients).index("ht")
+    without_ht = int(np.sum(~np.any(result.draws == ht_code, axis=1)))
+    without_non_ht = int(np.sum(np.all(result.draws == ht_code, axis=1)))
+    assert 0 < without_ht < 500
+    assert long.loc["sensitivity", "n_undefined"] == without_ht
+    assert long.loc["specificity", "n_undefined"] == without_non_ht
+    assert long.loc["auc", "n_undefined"] == without_ht + without_non_ht
+    assert long.loc["accuracy", "n_undefined"] == 0
+
+
 def test_paired_differences() -> None:
     y, patient_ids, scores = cohort()
     raters = {"a": scores["model"], "b": scores["model"].copy(), "c": scores["baseline"]}
@@ -289,6 +393,40 @@ def test_mcnemar_chi2_with_continuity_correction_on_known_table() -> None:
     assert result.statistic == pytest.approx(63**2 / 236)
     assert result.p_value == pytest.approx(chi2.sf(63**2 / 236, df=1))
     assert mcnemar_test(np.ones(5), np.ones(5), np.ones(5)).p_value == 1.0  # nothing discordant
+
+
+def test_clustered_mcnemar_equals_a_hand_computation() -> None:
+    """Durkalski (2003) on 4 patients: (b_k - c_k) / n_k = 1, -1, 1/3, 0 gives X^2 = (1/3)^2 / (19/9) = 1/19."""
+    y = np.ones(8, dtype=int)
+    patients = np.array(["A", "A", "B", "C", "C", "C", "D", "D"])
+    call_a = np.array([1, 1, 0, 1, 1, 0, 1, 0])
+    call_b = np.array([0, 0, 1, 0, 1, 0, 1, 0])
+    result = clustered_mcnemar_test(y, call_a, call_b, patients)
+    assert result.method == "durkalski"
+    assert (result.a_only, result.b_only) == (3, 1)
+    assert result.statistic == pytest.approx(1 / 19)
+    assert result.p_value == pytest.approx(chi2.sf(1 / 19, df=1))
+    assert clustered_mcnemar_test(y, call_a, call_a, patients).p_value == 1.0
+
+
+def test_clustered_mcnemar_is_mcnemar_with_one_scan_per_patient() -> None:
+    y = np.ones(30, dtype=int)
+    call_a = np.r_[np.ones(10), np.ones(2), np.zeros(8), np.zeros(10)]
+    call_b = np.r_[np.ones(10), np.zeros(2), np.ones(8), np.zeros(10)]
+    clustered = clustered_mcnemar_test(y, call_a, call_b, np.arange(30))
+    plain = mcnemar_test(y, call_a, call_b)
+    assert (clustered.method, clustered.p_value) == (plain.method, plain.p_value)
+
+
+def test_patient_clustered_tests_table() -> None:
+    y, patient_ids, scores = cohort(n_patients=20, scans_per_patient=3, seed=6)
+    thresholds = dict.fromkeys(scores, 0.5)
+    clustered = auc_table(y, scores, "model", patient_ids=patient_ids)
+    naive = auc_table(y, scores, "model")
+    assert np.allclose(clustered["auc"], naive["auc"])
+    assert ((clustered["high"] - clustered["low"]) != (naive["high"] - naive["low"])).any()
+    tests = mcnemar_table(y, scores, thresholds, "model", patient_ids=patient_ids)
+    assert set(tests["method"]) == {"durkalski"}
 
 
 # --- agreement -----------------------------------------------------------------------------------
@@ -398,7 +536,7 @@ def test_tables_from_prediction_and_reader_sheets() -> None:
     np.testing.assert_array_equal(scans["y_true"], y[order])
 
     long = evaluate_raters(scans["y_true"], scans["patient_id"], rater_scores, thresholds, n_bootstrap=100)
-    assert list(long.columns) == ["rater", "metric", "value", "low", "high"]
+    assert list(long.columns) == ["rater", "metric", "value", "low", "high", "n_undefined"]
     assert len(long) == 4 * len(METRICS)
     assert ((long["low"] <= long["value"] + 1e-12) & (long["value"] <= long["high"] + 1e-12)).all()
     wide = format_metrics_table(long)

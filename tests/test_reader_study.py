@@ -116,3 +116,28 @@ def test_numbers_json(tmp_path):
         <= 1
     )
     assert "SYNTHETIC COHORT" in (tmp_path / "numbers.md").read_text()
+
+
+def test_tests_table_is_patient_clustered_and_undefined_resamples_are_noted():
+    from htct.tables.reader_study import TABLE2_METRICS, undefined_resamples_note
+
+    scans, predictions, readers = _fixture(n_patients=12, seed=4)
+    out = evaluate_study(predictions, readers, n_bootstrap=300, seed=2)
+    assert (out["tests"]["Unit"] == "patient (clustered)").all()
+    assert set(out["tests"]["McNemar method"]) == {"durkalski"}  # some patients have two scans
+    long = out["metrics"]
+    assert (long["n_undefined"] >= 0).all() and long["n_undefined"].dtype.kind == "i"
+    constructed = pd.DataFrame(
+        {
+            "rater": ["ctnet", "Clinician 1", "Clinician 2", "ctnet", "Clinician 1", "Clinician 2"],
+            "metric": ["ppv"] * 3 + ["auc"] * 3,
+            "n_undefined": [0, 12, 3, 5, 5, 5],
+        }
+    )
+    note = undefined_resamples_note(
+        constructed, ["ctnet", "Clinician 1", "Clinician 2"], TABLE2_METRICS, 2000
+    )
+    assert note == (
+        "Resamples left out where a metric was undefined (of 2000): PPV 0–12 (most: Clinician 1); AUC 5 (every rater)."
+    )
+    assert undefined_resamples_note(constructed.assign(n_undefined=0), ["ctnet"], TABLE2_METRICS, 2000) == ""

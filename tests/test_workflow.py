@@ -93,13 +93,55 @@ def test_models_evaluation_and_figures(tiny_run):
     assert list(attention["Model"]) == ["CTNet (full head input)", "CTNet (skull-stripped input)"]
 
 
+def test_paper_comparison_claims_and_audit(tiny_run):
+    from tests.conftest import run_snakemake
+
+    tidy = pd.read_csv(tiny_run / "results/paper/comparison.tsv", sep="\t")
+    metrics = pd.read_csv(tiny_run / "results/evaluation/metrics.tsv", sep="\t").set_index(
+        ["rater", "metric"]
+    )
+    ctnet_f1 = tidy.set_index("id").loc["text.ctnet.f1"]
+    assert ctnet_f1["reproduced"] == pytest.approx(100 * metrics.loc[("ctnet", "f1"), "value"])
+    assert np.isfinite(ctnet_f1["oracle"])  # synthetic run: the image-only oracle on the same scans
+    assert "SYNTHETIC COHORT" in (tiny_run / "results/paper/comparison.md").read_text()
+    claims = pd.read_csv(tiny_run / "results/paper/claims.tsv", sep="\t").set_index("claim_id")
+    assert set(claims["verdict"]) <= {"holds", "does not hold", "undecided"}
+    assert claims.loc["attention_on_infarct", "detail"] == "no attribution results"
+    mrmc = pd.read_csv(tiny_run / "results/paper/mrmc.tsv", sep="\t")
+    assert list(mrmc["analysis"]) == ["RRRC", "RRFC", "FRRC"]
+    audit = (tiny_run / "results/paper/audit.md").read_text()
+    assert "# Audit of the paper's own numbers" in audit and "45/61 = 73.77%" in audit
+    assert "Unit" in pd.read_csv(tiny_run / "results/tables/tests.csv", comment="#").columns
+    # The attribution stage's table, when present, decides the attention claim.
+    localisation = tiny_run / "results/attribution/localisation.tsv"
+    localisation.parent.mkdir(parents=True, exist_ok=True)
+    row = "ctnet\tfull_head\tgradcam\tlesion_enrichment\t10\t3.0\t2.0\t4.0\t1.0\t0.01\tpass\n"
+    header = "model\tinput\tmethod\tmetric\tn_scans\testimate\tlower\tupper\tchance\tp_value\tverdict\n"
+    localisation.write_text(header + row)
+    try:
+        run_snakemake(tiny_run, "--forcerun", "paper_comparison")
+        claims = pd.read_csv(tiny_run / "results/paper/claims.tsv", sep="\t").set_index("claim_id")
+        assert claims.loc["attention_on_infarct", "verdict"] == "holds"
+    finally:
+        localisation.unlink()
+        run_snakemake(tiny_run, "--forcerun", "paper_comparison")
+
+
 def test_report_builds_offline_with_the_synthetic_notice(tiny_run):
     from tests.conftest import run_snakemake
 
     run_snakemake(tiny_run, "--report", "results/report.html")
     html = (tiny_run / "results/report.html").read_text(errors="replace")
     assert "synthetic cohort" in html.lower()
-    for name in ("table1.csv", "table2.csv", "table3.csv", "fig2_confusion.png", "fig3_attention.png"):
+    for name in (
+        "table1.csv",
+        "table2.csv",
+        "table3.csv",
+        "fig2_confusion.png",
+        "fig3_attention.png",
+        "comparison.csv",
+        "audit.md",
+    ):
         assert name in html, name
     # Offline: no script or stylesheet is fetched from the network.
     assert not re.search(r'<(script|link)[^>]*(src|href)="https?://', html)

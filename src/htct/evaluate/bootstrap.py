@@ -263,7 +263,10 @@ class BootstrapResult:
     patients: NDArray = field(repr=False)
 
     def ci(self, method: CIMethod = "percentile", alpha: float = 0.05) -> pd.DataFrame:
-        """Long table of intervals: columns ``rater, metric, value, low, high`` (fractions).
+        """Long table of intervals: ``rater, metric, value, low, high, n_undefined`` (fractions).
+
+        ``n_undefined`` counts the resamples in which the metric was undefined (e.g. PPV when the
+        rater called no drawn scan HT); they are left out of the interval, out of ``len(draws)``.
 
         Args:
             method: ``"percentile"`` or ``"bca"`` (needs ``jackknife``).
@@ -279,9 +282,10 @@ class BootstrapResult:
                 low, high = percentile_ci(self.replicates[metric], alpha)
             else:
                 low, high = bca_ci(self.replicates[metric], estimate, self.jackknife[metric], alpha)
+            undefined = np.isnan(self.replicates[metric]).sum(axis=0)
             for r, rater in enumerate(self.raters):
-                rows.append((rater, metric, estimate[r], low[r], high[r]))
-        return pd.DataFrame(rows, columns=["rater", "metric", "value", "low", "high"])
+                rows.append((rater, metric, estimate[r], low[r], high[r], int(undefined[r])))
+        return pd.DataFrame(rows, columns=["rater", "metric", "value", "low", "high", "n_undefined"])
 
     def difference_ci(self, reference: str, alpha: float = 0.05) -> pd.DataFrame:
         """Paired differences ``rater - reference`` for every metric, with percentile intervals.

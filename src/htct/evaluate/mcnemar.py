@@ -5,6 +5,13 @@ the test compares the two raters' accuracies; ``compare="call"`` tables the HT c
 (compares how often each calls HT). statsmodels computes it: the exact binomial test when fewer
 than 25 scans are discordant, otherwise the chi-square statistic with continuity correction
 ``(|b - c| - 1)^2 / (b + c)``.
+
+:func:`clustered_mcnemar_test` is the patient-level version for several scans per patient
+(Durkalski et al., Stat Med 2003;22:2417): with ``b_k, c_k`` the discordant scans of patient k
+and ``n_k`` their scans, ``X^2 = (sum_k (b_k - c_k) / n_k)^2 / sum_k ((b_k - c_k) / n_k)^2`` on 1 df.
+Each patient weighs the same; with one scan per patient it is McNemar's statistic, and the exact
+or continuity-corrected McNemar test of :func:`mcnemar_test` is then used. No Python package
+implements it (the R package clust.bin.pair does), hence the few lines here.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ class McNemarResult:
         b_only: scans where only B is, ``table[1, 0]``.
         statistic: chi-square statistic, or for the exact test the smaller discordant count.
         p_value: two-sided p-value (1.0 when there is no discordant scan).
-        method: ``"exact"`` or ``"chi2-cc"``.
+        method: ``"exact"``, ``"chi2-cc"`` or (clustered) ``"durkalski"``.
     """
 
     table: NDArray[np.int64]
@@ -47,6 +54,31 @@ def mcnemar_table(indicator_a: ArrayLike, indicator_b: ArrayLike) -> NDArray[np.
     if a.shape != b.shape:
         raise ValueError(f"paired indicators differ in length: {a.size} vs {b.size}")
     return np.array([[np.sum(a & b), np.sum(a & ~b)], [np.sum(~a & b), np.sum(~a & ~b)]], dtype=np.int64)
+
+
+def _result(table: NDArray[np.int64], statistic: float, p_value: float, method: str) -> McNemarResult:
+    return McNemarResult(
+        table=table,
+        a_only=int(table[0, 1]),
+        b_only=int(table[1, 0]),
+        statistic=statistic,
+        p_value=p_value,
+        method=method,
+    )
+
+
+def _indicators(
+    y_true: ArrayLike, call_a: ArrayLike, call_b: ArrayLike, compare: str
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """The paired indicators McNemar tables: correctness (``"correct"``) or the calls (``"call"``)."""
+    a = np.asarray(call_a).astype(bool)
+    b = np.asarray(call_b).astype(bool)
+    if compare == "correct":
+        truth = np.asarray(y_true).astype(bool)
+        return a == truth, b == truth
+    if compare != "call":
+        raise ValueError(f"compare must be 'correct' or 'call', got {compare!r}")
+    return a, b
 
 
 def mcnemar_test(
@@ -68,13 +100,7 @@ def mcnemar_test(
     """
     from statsmodels.stats.contingency_tables import mcnemar
 
-    a = np.asarray(call_a).astype(bool)
-    b = np.asarray(call_b).astype(bool)
-    if compare == "correct":
-        truth = np.asarray(y_true).astype(bool)
-        a, b = a == truth, b == truth
-    elif compare != "call":
-        raise ValueError(f"compare must be 'correct' or 'call', got {compare!r}")
+    a, b = _indicators(y_true, call_a, call_b, compare)
     table = mcnemar_table(a, b)
     discordant = int(table[0, 1] + table[1, 0])
     exact = discordant < EXACT_BELOW
@@ -84,11 +110,43 @@ def mcnemar_test(
     else:
         result = mcnemar(table, exact=exact, correction=True)
         statistic, p_value = float(result.statistic), float(result.pvalue)
-    return McNemarResult(
-        table=table,
-        a_only=int(table[0, 1]),
-        b_only=int(table[1, 0]),
-        statistic=statistic,
-        p_value=p_value,
-        method="exact" if exact else "chi2-cc",
-    )
+    return _result(table, statistic, p_value, "exact" if exact else "chi2-cc")
+
+
+def clustered_mcnemar_test(
+    y_true: ArrayLike,
+    call_a: ArrayLike,
+    call_b: ArrayLike,
+    clusters: ArrayLike,
+    compare: Literal["correct", "call"] = "correct",
+) -> McNemarResult:
+    """Patient-level McNemar test (Durkalski 2003) of two raters' calls on the same scans.
+
+    Args:
+        y_true, call_a, call_b, compare: as for :func:`mcnemar_test`.
+        clusters: patient of each scan.
+
+    Returns:
+        A :class:`McNemarResult` whose table and discordant counts are over scans; the statistic
+        and p-value are Durkalski's (method ``"durkalski"``), or McNemar's when every patient has
+        one scan.
+    """
+    from scipy.stats import chi2
+
+    codes = np.unique(np.asarray(clusters), return_inverse=True)[1].reshape(-1)
+    a, b = _indicators(y_true, call_a, call_b, compare)
+    if not (codes.size == a.size == b.size):
+        raise ValueError(f"clusters, call_a and call_b differ in length: {codes.size}, {a.size}, {b.size}")
+    scans_per_patient = np.bincount(codes)
+    if scans_per_patient.max() == 1:
+        return mcnemar_test(y_true, call_a, call_b, compare)
+    table = mcnemar_table(a, b)
+    difference = np.bincount(codes, weights=(a & ~b).astype(float) - (~a & b).astype(float))
+    share = difference / scans_per_patient
+    denominator = float(np.sum(share**2))
+    if denominator == 0:
+        statistic, p_value = 0.0, 1.0
+    else:
+        statistic = float(np.sum(share) ** 2 / denominator)
+        p_value = float(chi2.sf(statistic, 1))
+    return _result(table, statistic, p_value, "durkalski")

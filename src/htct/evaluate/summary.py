@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 from htct.evaluate.agreement import cohen_kappa_matrix, fleiss_kappa, percent_agreement
 from htct.evaluate.bootstrap import CIMethod, bootstrap_metrics
 from htct.evaluate.delong import delong_ci, delong_test
-from htct.evaluate.mcnemar import mcnemar_test
+from htct.evaluate.mcnemar import clustered_mcnemar_test, mcnemar_test
 from htct.evaluate.metrics import METRICS, auc
 
 
@@ -176,7 +176,11 @@ def format_metrics_table(
 
 
 def auc_table(
-    y_true: ArrayLike, scores: Mapping[str, ArrayLike], reference: str, alpha: float = 0.05
+    y_true: ArrayLike,
+    scores: Mapping[str, ArrayLike],
+    reference: str,
+    alpha: float = 0.05,
+    patient_ids: ArrayLike | None = None,
 ) -> pd.DataFrame:
     """DeLong AUC with CI for every rater, and the paired DeLong test against ``reference``.
 
@@ -185,19 +189,29 @@ def auc_table(
         scores: rater name -> score per scan.
         reference: rater compared with every other (e.g. ``"ctnet"``).
         alpha: 1 - confidence level.
+        patient_ids: patient per scan: the variances are then Obuchowski's clustered ones (a
+            patient's scans are one unit); None: scans are independent.
 
     Returns:
         DataFrame ``rater, auc, low, high, z, p`` (``z, p`` NaN on the reference's row).
     """
     y = np.asarray(y_true)
-    if min(int(y.sum()), int((1 - y).sum())) < 2:
+    units_per_class = [int(y.sum()), int((1 - y).sum())]
+    if patient_ids is not None:
+        patients = np.asarray(patient_ids)
+        units_per_class = [np.unique(patients[y == 1]).size, np.unique(patients[y == 0]).size]
+    if min(units_per_class) < 2:
         # DeLong's variance needs two scans of each class; report the AUC without interval or test.
         rows = [(rater, auc(y, score), np.nan, np.nan, np.nan, np.nan) for rater, score in scores.items()]
         return pd.DataFrame(rows, columns=["rater", "auc", "low", "high", "z", "p"])
     rows = []
     for rater, score in scores.items():
-        value, low, high = delong_ci(y_true, score, alpha)
-        z, p = (np.nan, np.nan) if rater == reference else delong_test(y_true, score, scores[reference])
+        value, low, high = delong_ci(y_true, score, alpha, patient_ids)
+        z, p = (
+            (np.nan, np.nan)
+            if rater == reference
+            else delong_test(y_true, score, scores[reference], patient_ids)
+        )
         rows.append((rater, value, low, high, z, p))
     return pd.DataFrame(rows, columns=["rater", "auc", "low", "high", "z", "p"])
 
@@ -207,6 +221,7 @@ def mcnemar_table(
     scores: Mapping[str, ArrayLike],
     thresholds: Mapping[str, float],
     reference: str,
+    patient_ids: ArrayLike | None = None,
 ) -> pd.DataFrame:
     """McNemar's test (correctness) of ``reference`` against every other rater.
 
@@ -215,17 +230,24 @@ def mcnemar_table(
         scores: rater name -> score per scan.
         thresholds: rater name -> threshold.
         reference: the rater compared with every other.
+        patient_ids: patient per scan: the patient-level (Durkalski 2003) test when a patient has
+            several scans; None: scans are independent.
 
     Returns:
         DataFrame ``rater, reference, reference_only_correct, rater_only_correct, statistic, p,
-        method`` (method ``exact`` below 25 discordant scans, else ``chi2-cc``).
+        method`` (method ``exact`` below 25 discordant scans, else ``chi2-cc``; ``durkalski`` for
+        the clustered test).
     """
     calls = _calls(scores, thresholds)
     rows = []
     for rater, call in calls.items():
         if rater == reference:
             continue
-        result = mcnemar_test(y_true, calls[reference], call)
+        result = (
+            mcnemar_test(y_true, calls[reference], call)
+            if patient_ids is None
+            else clustered_mcnemar_test(y_true, calls[reference], call, patient_ids)
+        )
         rows.append(
             (rater, reference, result.a_only, result.b_only, result.statistic, result.p_value, result.method)
         )

@@ -126,8 +126,14 @@ def agreement_table(percent_agreement: pd.DataFrame, kappa: pd.DataFrame) -> pd.
     return table.map(lambda value: f"{value:.2f}")
 
 
-def tests_table(auc_tests: pd.DataFrame, mcnemar: pd.DataFrame, reference: str) -> pd.DataFrame:
-    """DeLong (AUC) and McNemar (correct calls) p-values of the reference model against every rater."""
+def tests_table(
+    auc_tests: pd.DataFrame, mcnemar: pd.DataFrame, reference: str, clustered: bool = False
+) -> pd.DataFrame:
+    """DeLong (AUC) and McNemar (correct calls) p-values of the reference model against every rater.
+
+    With ``clustered`` the tests were computed with patients as the unit (Obuchowski's clustered
+    DeLong variance, Durkalski's McNemar); a column says so.
+    """
     delong = auc_tests[auc_tests["rater"] != reference].set_index("rater")
     mcn = mcnemar.set_index("rater")
     table = pd.DataFrame(
@@ -139,12 +145,45 @@ def tests_table(auc_tests: pd.DataFrame, mcnemar: pd.DataFrame, reference: str) 
             "McNemar statistic": [f"{value:.3f}" for value in mcn.loc[delong.index, "statistic"]],
             "McNemar p": [_p(value) for value in mcn.loc[delong.index, "p"]],
             "McNemar method": list(mcn.loc[delong.index, "method"]),
+            "Unit": "patient (clustered)" if clustered else "scan",
         },
         index=pd.Index(
             [f"{_label(reference)} vs {_label(rater)}" for rater in delong.index], name="comparison"
         ),
     )
     return table
+
+
+def undefined_resamples_note(
+    long: pd.DataFrame, raters: Sequence[str], metrics: Mapping[str, str], n_resamples: int
+) -> str:
+    """A sentence on the resamples left out of each metric's interval because it was undefined there.
+
+    Args:
+        long: interval table with ``n_undefined`` (:meth:`BootstrapResult.ci`).
+        raters: the table's raters.
+        metrics: the table's metrics (name -> label).
+        n_resamples: the bootstrap resamples drawn.
+
+    Returns:
+        e.g. ``"Resamples left out where a metric was undefined (of 2000): PPV 2–72 (most: Clinician
+        7); AUC 3 (every rater)."``, or ``""`` when every resample defined every metric.
+    """
+    rows = long[long["rater"].isin(raters) & long["metric"].isin(metrics)]
+    parts = []
+    for metric, label in metrics.items():
+        counts = rows.loc[rows["metric"] == metric].set_index("rater")["n_undefined"]
+        if counts.empty or counts.max() == 0:
+            continue
+        if counts.min() == counts.max() and len(counts) > 1:
+            parts.append(f"{label} {counts.max()} (every rater)")
+        elif counts.min() == counts.max():
+            parts.append(f"{label} {counts.max()}")
+        else:
+            parts.append(f"{label} {counts.min()}–{counts.max()} (most: {_label(counts.idxmax())})")
+    if not parts:
+        return ""
+    return f"Resamples left out where a metric was undefined (of {n_resamples}): " + "; ".join(parts) + "."
 
 
 def _label(rater: str) -> str:
@@ -212,9 +251,10 @@ def evaluate_study(
         "agreement_numeric": pd.concat({"percent_agreement": percent, "cohen_kappa": kappa}),
         "fleiss_kappa": pd.DataFrame({"fleiss_kappa_readers": [fleiss]}),
         "tests": tests_table(
-            auc_table(y_true, scores, reference),
-            mcnemar_table(y_true, scores, thresholds, reference),
+            auc_table(y_true, scores, reference, patient_ids=scans["patient_id"]),
+            mcnemar_table(y_true, scores, thresholds, reference, patient_ids=scans["patient_id"]),
             reference,
+            clustered=True,
         ),
         "scans": per_scan,
     }

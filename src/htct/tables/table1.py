@@ -50,12 +50,40 @@ def table1(clinical: pd.DataFrame, split: pd.DataFrame) -> pd.DataFrame:
         A table indexed by (characteristic, level) with columns "Total (n=..)", "Training (n=..)",
         "Test (n=..)", cells as text ("66.6 ± 12.0", "120 (68.2)").
     """
+    groups = _groups(clinical, split)
+    table = pd.DataFrame({f"{name} (n={len(group)})": _column(group) for name, group in groups.items()})
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["characteristic", "level"])
+    return table
+
+
+def _groups(clinical: pd.DataFrame, split: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Patients of the split (Total) and its Training (train + val) and Test parts."""
     patients = clinical.merge(split[["patient_id", "part"]], on="patient_id", how="inner", validate="1:1")
-    groups = {
+    return {
         "Total": patients,
         "Training": patients[patients["part"] != "test"],
         "Test": patients[patients["part"] == "test"],
     }
-    table = pd.DataFrame({f"{name} (n={len(group)})": _column(group) for name, group in groups.items()})
-    table.index = pd.MultiIndex.from_tuples(table.index, names=["characteristic", "level"])
-    return table
+
+
+def table1_values(clinical: pd.DataFrame, split: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 as numbers: the same patients and groups as :func:`table1`, unrounded.
+
+    Args:
+        clinical: the validated clinical sheet.
+        split: the patient split.
+
+    Returns:
+        Columns ``group`` (total / training / test), ``variable`` (age, sex, medication), ``level``
+        (sex or medication code, "" for age), ``n`` (patients in the group), ``value`` (mean age, or
+        percent of the group) and ``sd`` (age only).
+    """
+    rows = []
+    for name, patients in _groups(clinical, split).items():
+        group, n = name.lower(), len(patients)
+        rows.append((group, "age", "", n, patients["age"].mean(), patients["age"].std(ddof=1)))
+        for variable, levels in (("sex", SEX_LABELS), ("medication", MEDICATIONS)):
+            for level in levels:
+                share = 100 * (patients[variable] == level).mean() if n else float("nan")
+                rows.append((group, variable, level, n, share, float("nan")))
+    return pd.DataFrame(rows, columns=["group", "variable", "level", "n", "value", "sd"])

@@ -1,0 +1,45 @@
+"""The paper beside the run: results/paper/comparison.*, claims.* and mrmc.tsv."""
+
+import sys
+from pathlib import Path
+
+sys.stderr = open(snakemake.log[0], "w")
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # htct importable in any conda env
+
+from htct.errors import report_input_errors
+
+report_input_errors()
+
+import pandas as pd
+
+from htct.paper.run import compare_with_run
+from htct.tables import write_table
+
+inputs, out = snakemake.input, snakemake.output
+result = compare_with_run(
+    inputs.values,
+    inputs.metrics,
+    inputs.test_scans,
+    inputs.numbers,
+    inputs.clinical,
+    inputs.split,
+    inputs.truth or None,
+    inputs.localisation or None,
+    snakemake.params.models,
+    snakemake.params.evaluate,
+    snakemake.params.paper,
+)
+result["reproduced"].to_csv(out.comparison_tsv, sep="\t", index=False)
+result["claims"].to_csv(out.claims_tsv, sep="\t", index=False)
+(result["mrmc"] if result["mrmc"] is not None else pd.DataFrame(columns=["analysis"])).to_csv(
+    out.mrmc, sep="\t", index=False
+)
+for table, output, title in (
+    (
+        "comparison",
+        out.comparison,
+        "The paper's published numbers beside this run's (95% CI, patient-level bootstrap)",
+    ),
+    ("claims_table", out.claims, "The paper's claims, decided on this run"),
+):
+    write_table(result[table], Path(output).with_suffix(""), title, snakemake.params.synthetic)

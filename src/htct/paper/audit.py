@@ -1,0 +1,706 @@
+"""A consistency audit of the paper's own numbers, computed from the values file alone.
+
+Each check reads printed numbers from :class:`~htct.paper.values.PaperValues` and returns
+findings (``consistent``, ``inconsistent`` or ``not computable``) with the arithmetic that decided:
+
+- **reachable**: a printed percentage of n things must be k/n for an integer k, to the printed
+  decimals (74.52% of 61 scans is not: 45/61 = 73.77%, 46/61 = 75.41%); F1, macro-F1 and the AUC
+  must come from some confusion matrix / ranking of the stated number of scans.
+- **one confusion matrix per row**: a rater's printed accuracy, sensitivity, specificity, PPV, F1
+  must all come from one confusion matrix of the stated test size.
+- **implied prevalence**: accuracy = prev·sens + (1 − prev)·spec gives the test set's HT share;
+  with F1 instead of specificity, PPV = F1·sens / (2 sens − F1) and
+  prev = PPV (1 − acc) / (PPV + sens − 2 PPV sens).
+- **F1**: printed F1 against 2·sens·PPV / (sens + PPV); macro-F1 against the F1 of both classes.
+- **intervals**: printed on the estimate's scale, and containing it.
+- **counts**: the cohort, its HT split and the train/test parts against each other.
+
+A printed number with d decimals stands for the interval value ± 0.5·10^-d; a derived quantity is
+evaluated at every corner of its inputs' intervals (the formulas are monotone in each input).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from htct.paper.values import PaperValues
+from htct.tables.write import _markdown
+
+THRESHOLD_METRICS = ("accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", "macro_f1")
+TEST_SIZES = ("text.test_scans", "text.test_patients")
+"""Entries holding the stated test-set sizes (the n of the test metrics)."""
+COHORT_SIZES = ("text.patients",)
+"""Entries holding the stated cohort size (the n of Table 1's total column)."""
+CONSISTENT, INCONSISTENT, NOT_COMPUTABLE = "consistent", "inconsistent", "not computable"
+EPSILON = 1e-9
+MAX_TEST_SIZE = 300
+"""Largest test size tried when looking for the smallest one that fits a row."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One audit result.
+
+    Attributes:
+        check: the rule (e.g. "reachable as k/n").
+        subject: what was checked, in words.
+        inputs: the entry ids used.
+        result: ``consistent``, ``inconsistent`` or ``not computable``.
+        detail: the arithmetic.
+    """
+
+    check: str
+    subject: str
+    inputs: tuple[str, ...]
+    result: str
+    detail: str
+
+
+def printed_share(value: float, decimals: int, unit: str) -> tuple[float, float]:
+    """The interval of shares (0-1) a printed number stands for: value ± half a unit of its last digit.
+
+    Args:
+        value: the printed number.
+        decimals: its printed decimals.
+        unit: ``percent`` or ``fraction``.
+
+    Returns:
+        ``(low, high)`` as fractions.
+    """
+    scale = 100.0 if unit == "percent" else 1.0
+    half = 0.5 * 10.0 ** (-decimals)
+    return (value - half) / scale - EPSILON, (value + half) / scale + EPSILON
+
+
+def numerators(low: float, high: float, n: int) -> list[int]:
+    """Integers k with low <= k / n <= high."""
+    return list(range(max(0, math.ceil(n * low)), min(n, math.floor(n * high)) + 1))
+
+
+def smallest_denominator(low: float, high: float, max_n: int = 100_000) -> tuple[int, int] | None:
+    """The smallest n (and its k) for which some k / n lies in [low, high]."""
+    for n in range(1, max_n + 1):
+        ks = numerators(low, high, n)
+        if ks:
+            return n, ks[0]
+    return None
+
+
+def _confusion_metrics(
+    tp: np.ndarray, fn: np.ndarray, fp: np.ndarray, tn: np.ndarray
+) -> dict[str, np.ndarray]:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1_pos = 2 * tp / (2 * tp + fp + fn)
+        f1_neg = 2 * tn / (2 * tn + fn + fp)
+        return {
+            "accuracy": (tp + tn) / (tp + fn + fp + tn),
+            "sensitivity": tp / (tp + fn),
+            "specificity": tn / (tn + fp),
+            "ppv": tp / (tp + fp),
+            "npv": tn / (tn + fn),
+            "f1": f1_pos,
+            "macro_f1": (f1_pos + f1_neg) / 2,
+        }
+
+
+def confusion_matrices(intervals: dict[str, tuple[float, float]], n: int) -> list[tuple[int, int, int, int]]:
+    """Every confusion matrix (TP, FN, FP, TN) of n scans whose metrics lie in the given intervals.
+
+    Args:
+        intervals: metric (of :data:`THRESHOLD_METRICS`) -> ``(low, high)`` share.
+        n: scans.
+
+    Returns:
+        The matching matrices.
+    """
+    found = []
+    for n_pos in range(0, n + 1):
+        n_neg = n - n_pos
+        tp = np.arange(n_pos + 1)
+        tn = np.arange(n_neg + 1)
+        if "sensitivity" in intervals:
+            tp = np.array(numerators(*intervals["sensitivity"], n_pos) if n_pos else [], dtype=int)
+        if "specificity" in intervals:
+            tn = np.array(numerators(*intervals["specificity"], n_neg) if n_neg else [], dtype=int)
+        if tp.size == 0 or tn.size == 0:
+            continue
+        grid_tp, grid_tn = (a.ravel().astype(float) for a in np.meshgrid(tp, tn, indexing="ij"))
+        values = _confusion_metrics(grid_tp, n_pos - grid_tp, n_neg - grid_tn, grid_tn)
+        keep = np.ones(grid_tp.size, dtype=bool)
+        for metric, (low, high) in intervals.items():
+            keep &= (values[metric] >= low) & (values[metric] <= high)
+        found += [
+            (int(a), int(n_pos - a), int(n_neg - b), int(b))
+            for a, b in zip(grid_tp[keep], grid_tn[keep], strict=True)
+        ]
+    return found
+
+
+def _auc_reachable(low: float, high: float, n: int) -> list[int]:
+    """Numbers of positives (1..n-1) for which an empirical AUC (ties 1/2) of n scans lies in [low, high]."""
+    reachable = []
+    for n_pos in range(1, n):
+        pairs2 = 2 * n_pos * (n - n_pos)  # 2U is an integer with ties counted 1/2
+        if numerators(low, high, pairs2):
+            reachable.append(n_pos)
+    return reachable
+
+
+def _corners(function: Callable[..., float], intervals: Iterable[tuple[float, float]]) -> tuple[float, float]:
+    """Range of a function over the corners of its inputs' intervals (NaN corners ignored)."""
+    values = [function(*corner) for corner in itertools.product(*intervals)]
+    values = [v for v in values if np.isfinite(v)]
+    return (min(values), max(values)) if values else (math.nan, math.nan)
+
+
+class _Audit:
+    """The entries and sizes the checks share."""
+
+    def __init__(self, values: PaperValues) -> None:
+        self.values = values
+        self.entries = values.entries
+        self.present = self.entries[self.entries["value"].notna()]
+
+    def sizes(self, ids: Iterable[str]) -> dict[int, list[str]]:
+        """Stated sizes (value -> entry ids), in the order given."""
+        out: dict[int, list[str]] = {}
+        for entry_id in ids:
+            value = self.values.value(entry_id)
+            if value is not None:
+                out.setdefault(int(value), []).append(entry_id)
+        return out
+
+    def share(self, entry: pd.Series) -> tuple[float, float]:
+        return printed_share(float(entry["value"]), int(entry["decimals"]), entry["unit"])
+
+    @staticmethod
+    def label(entry: pd.Series) -> str:
+        unit = "%" if entry["unit"] == "percent" else ""
+        return f"{entry['quantity']} {entry['value']:.{int(entry['decimals'])}f}{unit}"
+
+
+def check_reachable(values: PaperValues) -> list[Finding]:
+    """Each printed share against the stated number of things it is a share of."""
+    audit = _Audit(values)
+    test_sizes = audit.sizes(TEST_SIZES)
+    cohort_sizes = audit.sizes(COHORT_SIZES)
+    findings = []
+    rows = audit.present[
+        audit.present["denominator"].notna()
+        & ~audit.present["approximate"]
+        & audit.present["unit"].isin(["percent", "fraction"])
+    ]
+    for _, entry in rows.iterrows():
+        kind = entry["denominator"]
+        low, high = audit.share(entry)
+        sizes = cohort_sizes if kind == "patients" else test_sizes
+        inputs = (entry["id"], *itertools.chain.from_iterable(sizes.values()))
+        if not sizes:
+            findings.append(
+                Finding("reachable as k/n", audit.label(entry), inputs, NOT_COMPUTABLE, "no stated size")
+            )
+            continue
+        parts, reached = [], []
+        for n, ids in sizes.items():
+            what = " / ".join(i.split(".")[-1].replace("_", " ") for i in ids)
+            if kind in ("patients", "test_scans"):
+                ks = numerators(low, high, n)
+                below, above = math.floor(n * low), math.ceil(n * high)
+                text = (
+                    f"{ks[0]}/{n} {what}"
+                    if ks
+                    else f"not k/{n} {what} ({below}/{n} = {100 * below / n:.2f}%, {above}/{n} = {100 * above / n:.2f}%)"
+                )
+                reached.append(bool(ks))
+            elif kind in ("test_positive_scans", "test_negative_scans", "test_positive_calls"):
+                denominators = [m for m in range(1, n + 1) if numerators(low, high, m)]
+                text = (
+                    f"k/m with m <= {n} {what} for m in {_short(denominators)}"
+                    if denominators
+                    else f"no k/m with m <= {n} {what}"
+                )
+                reached.append(bool(denominators))
+            elif kind == "auc":
+                splits = _auc_reachable(low, high, n)
+                text = (
+                    f"an AUC of {n} {what} for {len(splits)} of {n - 1} positive/negative splits"
+                    if splits
+                    else f"no AUC of {n} {what}"
+                )
+                reached.append(bool(splits))
+            else:  # f1, macro_f1
+                matrices = confusion_matrices({kind: (low, high)}, n)
+                text = (
+                    f"{len(matrices)} confusion matrices of {n} {what}"
+                    if matrices
+                    else f"no confusion matrix of {n} {what}"
+                )
+                reached.append(bool(matrices))
+            parts.append(text)
+        shares = (
+            "patients",
+            "test_scans",
+            "test_positive_scans",
+            "test_negative_scans",
+            "test_positive_calls",
+        )
+        smallest = smallest_denominator(low, high) if kind in shares else None
+        if smallest:
+            parts.append(f"smallest n: {smallest[1]}/{smallest[0]}")
+        result = CONSISTENT if any(reached) else INCONSISTENT
+        findings.append(Finding("reachable as k/n", audit.label(entry), inputs, result, "; ".join(parts)))
+    return findings
+
+
+def _short(numbers: list[int], limit: int = 8) -> str:
+    shown = ", ".join(str(n) for n in numbers[:limit])
+    return "{" + shown + (f", … ({len(numbers)} in all)" if len(numbers) > limit else "") + "}"
+
+
+def _rater_groups(audit: _Audit) -> dict[str, pd.DataFrame]:
+    """Printed test metrics grouped by rater row: id ``<section>.<row>.<metric>``."""
+    rows = audit.present[audit.present["id"].str.rsplit(".", n=1).str[-1].isin([*THRESHOLD_METRICS, "auc"])]
+    rows = rows[~rows["approximate"] & rows["denominator"].notna()]
+    groups = {}
+    for key, group in rows.groupby(rows["id"].str.rsplit(".", n=1).str[0], sort=False):
+        groups[key] = group.assign(metric=group["id"].str.rsplit(".", n=1).str[-1]).set_index("metric")
+    return groups
+
+
+def check_confusion_rows(values: PaperValues) -> list[Finding]:
+    """A rater's printed threshold metrics must come from one confusion matrix of the test size."""
+    audit = _Audit(values)
+    findings = []
+    for key, group in _rater_groups(audit).items():
+        metrics = [m for m in group.index if m in THRESHOLD_METRICS]
+        if len(metrics) < 2:
+            continue
+        intervals = {m: audit.share(group.loc[m]) for m in metrics}
+        subject = f"{key}: " + ", ".join(audit.label(group.loc[m]).split(" ")[-1] + f" {m}" for m in metrics)
+        sizes = audit.sizes(TEST_SIZES)
+        inputs = (*group.loc[metrics, "id"], *itertools.chain.from_iterable(sizes.values()))
+        if not sizes:
+            findings.append(
+                Finding("one confusion matrix", subject, inputs, NOT_COMPUTABLE, "no stated test size")
+            )
+            continue
+        parts, any_match = [], False
+        for n in sizes:
+            matches = confusion_matrices(intervals, n)
+            any_match |= bool(matches)
+            examples = "; ".join(f"TP {a} FN {b} FP {c} TN {d}" for a, b, c, d in matches[:3])
+            parts.append(f"{len(matches)} matrices of {n} scans" + (f" (e.g. {examples})" if matches else ""))
+        smallest = next((n for n in range(2, MAX_TEST_SIZE + 1) if confusion_matrices(intervals, n)), None)
+        parts.append(
+            f"smallest test size that fits: {smallest}"
+            if smallest
+            else f"no test size up to {MAX_TEST_SIZE} fits"
+        )
+        findings.append(
+            Finding(
+                "one confusion matrix",
+                subject,
+                inputs,
+                CONSISTENT if any_match else INCONSISTENT,
+                "; ".join(parts),
+            )
+        )
+    return findings
+
+
+def implied_prevalence(
+    accuracy: tuple[float, float],
+    sensitivity: tuple[float, float],
+    specificity: tuple[float, float] | None = None,
+    ppv: tuple[float, float] | None = None,
+) -> tuple[float, float]:
+    """The range of HT prevalence a row's printed metrics imply (shares in, shares out).
+
+    From specificity: prev = (acc − spec) / (sens − spec). From PPV instead:
+    prev = PPV (1 − acc) / (PPV + sens − 2 PPV sens).
+
+    Args:
+        accuracy: printed interval of the accuracy.
+        sensitivity: of the sensitivity.
+        specificity: of the specificity, or None.
+        ppv: of the PPV, used when the specificity is None.
+
+    Returns:
+        ``(low, high)``; NaN when neither specificity nor PPV is given or the formula is undefined.
+    """
+    if specificity is not None:
+        return _corners(
+            lambda a, s, c: (a - c) / (s - c) if abs(s - c) > EPSILON else math.nan,
+            [accuracy, sensitivity, specificity],
+        )
+    if ppv is not None:
+        return _corners(
+            lambda a, s, p: (
+                p * (1 - a) / (p + s - 2 * p * s) if abs(p + s - 2 * p * s) > EPSILON else math.nan
+            ),
+            [accuracy, sensitivity, ppv],
+        )
+    return math.nan, math.nan
+
+
+def ppv_from_f1(f1: tuple[float, float], sensitivity: tuple[float, float]) -> tuple[float, float]:
+    """PPV implied by F1 and sensitivity: F1 = 2 s p / (s + p)  =>  p = F1 s / (2 s − F1)."""
+    return _corners(lambda f, s: f * s / (2 * s - f) if 2 * s - f > EPSILON else math.nan, [f1, sensitivity])
+
+
+def check_prevalence(values: PaperValues, alpha: float = 0.01) -> list[Finding]:
+    """The HT share of the test set each rater row implies, against the cohort's HT share.
+
+    A random (or stratified) split of the cohort gives the test set about the cohort's share; the
+    implied share is called inconsistent when it is outside [0, 1] or when the HT count it implies
+    for the stated test size is outside the central ``1 - alpha`` binomial range at the cohort's
+    share (every HT figure the paper prints is tried).
+    """
+    audit = _Audit(values)
+    patients = values.value("text.patients")
+    cohort_ht = [
+        values.value(i)
+        for i in ("text.patients_ht", "text.patients_ht_elsewhere")
+        if values.value(i) is not None
+    ]
+    test_n = next(iter(audit.sizes(TEST_SIZES)), None)
+    findings = []
+    for key, group in _rater_groups(audit).items():
+        share = {m: audit.share(group.loc[m]) for m in group.index if m in THRESHOLD_METRICS}
+        inputs = tuple(group["id"])
+        if "accuracy" not in share or "sensitivity" not in share:
+            continue
+        derived = ""
+        ppv = share.get("ppv")
+        if "specificity" not in share and ppv is None and "f1" in share:
+            ppv = ppv_from_f1(share["f1"], share["sensitivity"])
+            derived = f"PPV implied by F1 and sensitivity {100 * ppv[0]:.1f}–{100 * ppv[1]:.1f}%; "
+        low, high = implied_prevalence(share["accuracy"], share["sensitivity"], share.get("specificity"), ppv)
+        subject = f"{key}: test-set HT share implied by its printed metrics"
+        if not np.isfinite(low):
+            findings.append(
+                Finding("implied prevalence", subject, inputs, NOT_COMPUTABLE, "needs specificity, PPV or F1")
+            )
+            continue
+        detail = derived + f"implied HT share {100 * low:.1f}–{100 * high:.1f}%"
+        result = CONSISTENT
+        if high < 0 or low > 1:
+            result = INCONSISTENT
+            detail += " (outside 0–100%)"
+        elif patients and cohort_ht and test_n:
+            inputs = (*inputs, "text.patients", "text.patients_ht", "text.test_scans")
+            ranges = []
+            for ht in cohort_ht:
+                p = ht / patients
+                lo_k, hi_k = stats.binom.ppf([alpha / 2, 1 - alpha / 2], test_n, p)
+                ranges.append((p, lo_k / test_n, hi_k / test_n))
+            detail += "; cohort HT share " + ", ".join(f"{100 * p:.1f}%" for p, _, _ in ranges)
+            detail += f" gives {test_n} random test scans {100 * min(r[1] for r in ranges):.1f}–"
+            detail += f"{100 * max(r[2] for r in ranges):.1f}% ({100 * (1 - alpha):.0f}% binomial range)"
+            if high < min(r[1] for r in ranges) or low > max(r[2] for r in ranges):
+                result = INCONSISTENT
+        findings.append(Finding("implied prevalence", subject, inputs, result, detail))
+    return findings
+
+
+def check_f1(values: PaperValues) -> list[Finding]:
+    """Printed F1 against sensitivity and PPV; printed macro-F1 against the row's other metrics."""
+    audit = _Audit(values)
+    findings = []
+    for key, group in _rater_groups(audit).items():
+        share = {m: audit.share(group.loc[m]) for m in group.index}
+        if "f1" in share:
+            inputs = tuple(group.loc[[m for m in ("f1", "sensitivity", "ppv") if m in share], "id"])
+            if "sensitivity" in share and "ppv" in share:
+                low, high = _corners(
+                    lambda s, p: 2 * s * p / (s + p) if s + p > 0 else math.nan,
+                    [share["sensitivity"], share["ppv"]],
+                )
+                ok = low <= share["f1"][1] and high >= share["f1"][0]
+                detail = f"2·sens·PPV/(sens + PPV) = {100 * low:.2f}–{100 * high:.2f}%"
+                findings.append(
+                    Finding("F1", f"{key}: F1", inputs, CONSISTENT if ok else INCONSISTENT, detail)
+                )
+            else:
+                findings.append(
+                    Finding(
+                        "F1",
+                        f"{key}: F1",
+                        inputs,
+                        NOT_COMPUTABLE,
+                        "sensitivity or PPV not printed in the row",
+                    )
+                )
+        if "macro_f1" in share:
+            needed = ("accuracy", "sensitivity", "specificity")
+            inputs = tuple(group.loc[[m for m in ("macro_f1", *needed) if m in share], "id"])
+            if not all(m in share for m in needed):
+                findings.append(
+                    Finding(
+                        "F1",
+                        f"{key}: macro-F1",
+                        inputs,
+                        NOT_COMPUTABLE,
+                        "accuracy, sensitivity or specificity missing",
+                    )
+                )
+                continue
+
+            def macro(a: float, s: float, c: float) -> float:
+                prevalence = (a - c) / (s - c) if abs(s - c) > EPSILON else math.nan
+                values_ = _confusion_metrics(
+                    *(
+                        np.array([x])
+                        for x in (
+                            prevalence * s,
+                            prevalence * (1 - s),
+                            (1 - prevalence) * (1 - c),
+                            (1 - prevalence) * c,
+                        )
+                    )
+                )
+                return float(values_["macro_f1"][0])
+
+            low, high = _corners(macro, [share[m] for m in needed])
+            ok = np.isfinite(low) and low <= share["macro_f1"][1] and high >= share["macro_f1"][0]
+            detail = f"mean of both classes' F1 at the implied prevalence = {100 * low:.2f}–{100 * high:.2f}%"
+            findings.append(
+                Finding("F1", f"{key}: macro-F1", inputs, CONSISTENT if ok else INCONSISTENT, detail)
+            )
+    return findings
+
+
+def check_intervals(values: PaperValues) -> list[Finding]:
+    """Every printed interval: on the estimate's scale, and containing the estimate."""
+    audit = _Audit(values)
+    findings = []
+    for _, entry in audit.present[audit.present["ci"].notna()].iterrows():
+        low, high = entry["ci"]
+        ci_unit = entry["ci_unit"] if isinstance(entry["ci_unit"], str) else entry["unit"]
+        scale = {"percent": 100.0, "fraction": 1.0}
+        problems = []
+        if ci_unit != entry["unit"]:
+            problems.append(f"interval printed in {ci_unit} while the estimate is a {entry['unit']}")
+        value = entry["value"] / scale.get(entry["unit"], 1.0)
+        low_share, high_share = low / scale.get(ci_unit, 1.0), high / scale.get(ci_unit, 1.0)
+        if not (low_share - EPSILON <= value <= high_share + EPSILON):
+            problems.append(f"estimate {value:.4f} outside {low_share:.4f}–{high_share:.4f}")
+        detail = "; ".join(problems) or f"estimate inside {low_share:.4f}–{high_share:.4f}, same scale"
+        findings.append(
+            Finding(
+                "interval",
+                audit.label(entry),
+                (entry["id"],),
+                INCONSISTENT if problems else CONSISTENT,
+                detail,
+            )
+        )
+    return findings
+
+
+def check_counts(values: PaperValues) -> list[Finding]:
+    """The cohort, HT split, train/test parts and Table 1 shares against each other."""
+    v = values.value
+    findings = []
+
+    def add(
+        check: str, subject: str, ids: tuple[str, ...], test: Callable[[], tuple[bool | None, str]]
+    ) -> None:
+        if any(v(i) is None for i in ids):
+            absent = [i for i in ids if v(i) is None]
+            findings.append(Finding(check, subject, ids, NOT_COMPUTABLE, f"not printed: {', '.join(absent)}"))
+            return
+        ok, detail = test()  # ok None: the numbers are printed but do not decide the check
+        result = NOT_COMPUTABLE if ok is None else CONSISTENT if ok else INCONSISTENT
+        findings.append(Finding(check, subject, ids, result, detail))
+
+    for suffix in ("", "_elsewhere"):
+        ids = (f"text.patients_ht{suffix}", f"text.patients_non_ht{suffix}", "text.patients")
+
+        def total(ids: tuple[str, ...] = ids) -> tuple[bool, str]:
+            a, b, n = (v(i) for i in ids)
+            return a + b == n, f"{a:.0f} + {b:.0f} = {a + b:.0f} vs {n:.0f} patients"
+
+        add("counts", f"HT + non-HT patients{' (elsewhere)' if suffix else ''} = cohort", ids, total)
+    pair = (
+        "text.patients_ht",
+        "text.patients_non_ht",
+        "text.patients_ht_elsewhere",
+        "text.patients_non_ht_elsewhere",
+    )
+    add(
+        "counts",
+        "the HT / non-HT split printed the same way throughout",
+        pair,
+        lambda: (
+            (v(pair[0]), v(pair[1])) == (v(pair[2]), v(pair[3])),
+            f"{v(pair[0]):.0f}/{v(pair[1]):.0f} and {v(pair[2]):.0f}/{v(pair[3]):.0f} HT/non-HT",
+        ),
+    )
+    add(
+        "counts",
+        "one scan count",
+        ("text.scans", "text.scans_elsewhere"),
+        lambda: (
+            v("text.scans") == v("text.scans_elsewhere"),
+            f"{v('text.scans'):.0f} vs {v('text.scans_elsewhere'):.0f}",
+        ),
+    )
+    add(
+        "counts",
+        "training + test patients = cohort (a patient in one part only)",
+        ("text.train_patients", "text.test_patients", "text.patients"),
+        lambda: (
+            v("text.train_patients") + v("text.test_patients") == v("text.patients"),
+            f"{v('text.train_patients'):.0f} + {v('text.test_patients'):.0f} = "
+            f"{v('text.train_patients') + v('text.test_patients'):.0f} vs {v('text.patients'):.0f} patients"
+            + (
+                f": {v('text.train_patients') + v('text.test_patients') - v('text.patients'):.0f} patients more than "
+                "the cohort, so some patients would be in both parts"
+                if v("text.train_patients") + v("text.test_patients") > v("text.patients")
+                else ""
+            ),
+        ),
+    )
+    for scans_id in ("text.scans", "text.scans_elsewhere"):
+        ids = ("text.train_scans", "text.test_scans", scans_id)
+        add(
+            "counts",
+            f"training + test scans = {scans_id.split('.')[-1].replace('_', ' ')}",
+            ids,
+            lambda ids=ids: (
+                v(ids[0]) + v(ids[1]) == v(ids[2]),
+                f"{v(ids[0]):.0f} + {v(ids[1]):.0f} = {v(ids[0]) + v(ids[1]):.0f} vs {v(ids[2]):.0f} scans",
+            ),
+        )
+    for unit, part, whole in (
+        ("patients", "text.test_patients", "text.patients"),
+        ("scans", "text.test_scans", "text.scans"),
+    ):
+        ids = (part, whole, "text.test_fraction")
+
+        def fraction(part: str = part, whole: str = whole, unit: str = unit) -> tuple[bool, str]:
+            share = v(part) / v(whole)
+            expected = v("text.test_fraction") / 100
+            n_expected = v(whole) * expected
+            ok = abs(v(part) - n_expected) <= 1
+            return (
+                ok,
+                f"{v(part):.0f}/{v(whole):.0f} {unit} = {100 * share:.1f}% (a {100 * expected:.0f}% split gives {n_expected:.1f})",
+            )
+
+        add("counts", f"test share of the {unit} = the stated split", ids, fraction)
+    add(
+        "counts",
+        "scans per patient in the test set vs the cohort",
+        ("text.test_scans", "text.test_patients", "text.scans", "text.patients"),
+        lambda: (
+            None,
+            f"test {v('text.test_scans') / v('text.test_patients'):.2f}, cohort "
+            f"{v('text.scans') / v('text.patients'):.2f} scans per patient; whether a patient-level split can "
+            "give this depends on how many patients have one scan, which is not printed",
+        ),
+    )
+    findings += _share_sums(values)
+    return findings
+
+
+def _share_sums(values: PaperValues) -> list[Finding]:
+    """Shares of one Table 1 variable and column add up to 100% within their rounding."""
+    entries = values.entries
+    findings = []
+    table1 = entries[(entries["section"] == "Table 1") & (entries["unit"] == "percent")]
+    for (column, variable), group in table1.groupby(
+        [table1["column"], table1["compare"].map(lambda c: c["variable"] if c else None)], sort=False
+    ):
+        printed = group[group["value"].notna()]
+        ids = tuple(group["id"])
+        subject = f"Table 1 {column}: {variable} shares add up to 100%"
+        if len(printed) < len(group) or len(group) < 2:
+            findings.append(
+                Finding(
+                    "counts", subject, ids, NOT_COMPUTABLE, f"{len(printed)} of {len(group)} shares printed"
+                )
+            )
+            continue
+        total = float(printed["value"].sum())
+        slack = float(sum(0.5 * 10.0 ** (-d) for d in printed["decimals"]))
+        ok = abs(total - 100) <= slack + EPSILON
+        findings.append(
+            Finding(
+                "counts",
+                subject,
+                ids,
+                CONSISTENT if ok else INCONSISTENT,
+                f"sum {total:.2f}% (rounding allows ±{slack:.3f})",
+            )
+        )
+    return findings
+
+
+def audit_values(values: PaperValues) -> pd.DataFrame:
+    """Run every check.
+
+    Args:
+        values: the paper's values.
+
+    Returns:
+        One row per finding: ``check, subject, inputs, evidence, result, detail``; ``evidence`` is
+        ``verified`` when every input was read in the text, else ``uses unverified``.
+    """
+    findings = [
+        *check_counts(values),
+        *check_reachable(values),
+        *check_confusion_rows(values),
+        *check_prevalence(values),
+        *check_f1(values),
+        *check_intervals(values),
+    ]
+    status = values.entries.set_index("id")["status"]
+    rows = []
+    for f in findings:
+        used = [status.get(i, "missing") for i in f.inputs]
+        evidence = "verified" if all(s == "verified" for s in used) else "uses unverified"
+        rows.append((f.check, f.subject, ", ".join(f.inputs), evidence, f.result, f.detail))
+    return pd.DataFrame(rows, columns=["check", "subject", "inputs", "evidence", "result", "detail"])
+
+
+def audit_markdown(findings: pd.DataFrame, values: PaperValues) -> str:
+    """The audit as Markdown: a summary, then the inconsistent findings, then all findings by check."""
+    counts = findings["result"].value_counts()
+    status = values.entries["status"].value_counts()
+    lines = [
+        "# Audit of the paper's own numbers",
+        "",
+        f"Computed from the values file only ({values.paper['citation']}). "
+        f"Entries: {status.get('verified', 0)} verified in the text, {status.get('unverified', 0)} quoted in the "
+        f"project's issues but not checked against the text, {status.get('missing', 0)} missing. "
+        "A printed number with d decimals stands for value ± 0.5·10^-d.",
+        "",
+        f"**{counts.get(INCONSISTENT, 0)} inconsistent**, {counts.get(CONSISTENT, 0)} consistent, "
+        f"{counts.get(NOT_COMPUTABLE, 0)} not computable (values missing).",
+        "",
+    ]
+    inconsistent = findings[findings["result"] == INCONSISTENT]
+    if not inconsistent.empty:
+        lines += [
+            "## Inconsistent",
+            "",
+            _markdown(inconsistent[["check", "subject", "evidence", "detail"]]),
+            "",
+        ]
+    for check, group in findings.groupby("check", sort=False):
+        lines += [
+            f"## {check}",
+            "",
+            _markdown(group[["subject", "evidence", "result", "detail", "inputs"]]),
+            "",
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,213 @@
+"""Every published number next to the reproduced one (with its CI) and, for a synthetic run, the
+oracle's: the image-only probability the generator knows (``p_image_scan``), the ceiling of any
+model or reader that sees only the scan.
+
+The reproduced numbers come from the workflow's tidy outputs, never from formatted tables:
+``results/evaluation/metrics.tsv`` (metric kind), ``results/numbers.json`` (readers, agreement,
+count kinds) and the clinical sheet with the split (Table 1, via
+:func:`htct.tables.table1.table1_values`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from htct.evaluate import bootstrap_metrics
+from htct.paper.values import PaperValues
+
+ORACLE = "oracle"
+REPRODUCED_COLUMNS = [
+    "id",
+    "reproduced",
+    "reproduced_low",
+    "reproduced_high",
+    "reproduced_sd",
+    "oracle",
+    "oracle_low",
+    "oracle_high",
+    "reproduced_from",
+]
+
+
+def oracle_metrics(
+    test_scans: pd.DataFrame,
+    truth_scans: pd.DataFrame,
+    n_bootstrap: int = 2000,
+    seed: int = 2026,
+    threshold: float = 0.5,
+) -> pd.DataFrame:
+    """Metrics of the synthetic cohort's image-only probability on the test scans.
+
+    Called at ``threshold`` (0.5, the call that maximises the expected accuracy of a calibrated
+    probability), with the same patient-level bootstrap (seed and resamples) as the evaluation.
+
+    Args:
+        test_scans: ``results/evaluation/test_scans.tsv`` (scan_id, patient_id, y_true).
+        truth_scans: the generator's ``truth/scans.tsv`` (scan_id, p_image_scan).
+        n_bootstrap: resamples.
+        seed: bootstrap seed.
+        threshold: HT call when ``p_image_scan >= threshold``.
+
+    Returns:
+        Long table ``rater (= "oracle"), metric, value, low, high, n_undefined``.
+    """
+    scans = test_scans[["scan_id", "patient_id", "y_true"]].merge(
+        truth_scans[["scan_id", "p_image_scan"]], on="scan_id", how="left", validate="1:1"
+    )
+    if scans["p_image_scan"].isna().any():
+        missing = scans.loc[scans["p_image_scan"].isna(), "scan_id"].iloc[0]
+        raise ValueError(f"truth scans.tsv has no p_image_scan for test scan {missing}")
+    result = bootstrap_metrics(
+        scans["y_true"].to_numpy(),
+        scans["patient_id"].to_numpy(),
+        {ORACLE: scans["p_image_scan"].to_numpy()},
+        {ORACLE: threshold},
+        n_bootstrap,
+        seed,
+    )
+    return result.ci()
+
+
+def _dotted(numbers: Mapping[str, Any], key: str) -> float | None:
+    value: Any = numbers
+    for part in key.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return None if value is None else float(value)
+
+
+def _scale(unit: str) -> float:
+    return 100.0 if unit == "percent" else 1.0
+
+
+def reproduced_values(
+    values: PaperValues,
+    metrics: pd.DataFrame,
+    numbers: Mapping[str, Any],
+    table1: pd.DataFrame,
+    oracle: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The reproduced number (and oracle) for every entry of the values file, in the entry's unit.
+
+    Args:
+        values: the paper's values.
+        metrics: long interval table (rater, metric, value, low, high) of the evaluation.
+        numbers: ``results/numbers.json``.
+        table1: :func:`htct.tables.table1.table1_values`.
+        oracle: :func:`oracle_metrics` (synthetic runs), or None.
+
+    Returns:
+        One row per entry: :data:`REPRODUCED_COLUMNS` (NaN where the run has no such number).
+    """
+    cells = metrics.set_index(["rater", "metric"])
+    oracle_cells = oracle.set_index("metric") if oracle is not None else None
+    t1 = table1.set_index(["group", "variable", "level"])
+    rows = []
+    for _, entry in values.entries.iterrows():
+        spec = entry["compare"] if isinstance(entry["compare"], dict) else {}
+        scale = _scale(entry["unit"])
+        row = dict.fromkeys(REPRODUCED_COLUMNS, np.nan)
+        row["id"], row["reproduced_from"] = entry["id"], ""
+        kind = spec.get("kind")
+        if kind == "metric":
+            key = (spec["rater"], spec["metric"])
+            row["reproduced_from"] = f"metrics.tsv {spec['rater']} {spec['metric']}"
+            if key in cells.index:
+                row["reproduced"], row["reproduced_low"], row["reproduced_high"] = (
+                    scale * cells.loc[key, c] for c in ("value", "low", "high")
+                )
+            if oracle_cells is not None and spec["metric"] in oracle_cells.index:
+                row["oracle"], row["oracle_low"], row["oracle_high"] = (
+                    scale * oracle_cells.loc[spec["metric"], c] for c in ("value", "low", "high")
+                )
+        elif kind == "readers":
+            row["reproduced_from"] = f"numbers.json readers {spec['metric']} {spec['stat']}"
+            value = _dotted(numbers, f"readers.{spec['metric']}.{spec['stat']}")
+            row["reproduced"] = np.nan if value is None else scale * value
+        elif kind == "agreement":
+            row["reproduced_from"] = f"numbers.json agreement {spec['key']} {spec['stat']}"
+            value = _dotted(numbers, f"agreement.{spec['key']}.{spec['stat']}")
+            row["reproduced"] = np.nan if value is None else scale * value
+        elif kind == "count":
+            row["reproduced_from"] = "numbers.json " + " + ".join(spec["keys"])
+            parts = [_dotted(numbers, key) for key in spec["keys"]]
+            row["reproduced"] = np.nan if any(p is None for p in parts) else float(sum(parts))
+        elif kind == "table1":
+            key = (spec["group"], spec["variable"], spec.get("level", ""))
+            row["reproduced_from"] = (
+                f"clinical sheet + split, {spec['group']} {spec['variable']} {spec.get('level', '')}".strip()
+            )
+            if key in t1.index:
+                row["reproduced"], row["reproduced_sd"] = t1.loc[key, "value"], t1.loc[key, "sd"]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=REPRODUCED_COLUMNS)
+
+
+def _number(value: float, decimals: int) -> str:
+    return "—" if value is None or not np.isfinite(value) else f"{value:.{decimals}f}"
+
+
+def _with_interval(
+    value: float, low: float, high: float, decimals: int, sd: float = np.nan, ci_decimals: int | None = None
+) -> str:
+    text = _number(value, decimals)
+    ci_decimals = decimals if ci_decimals is None else ci_decimals
+    if text == "—":
+        return text
+    if np.isfinite(sd):
+        return f"{text} ± {sd:.{decimals}f}"
+    if np.isfinite(low) and np.isfinite(high):
+        return f"{text} ({low:.{ci_decimals}f}–{high:.{ci_decimals}f})"
+    return text
+
+
+def comparison_table(values: PaperValues, reproduced: pd.DataFrame, synthetic: bool) -> pd.DataFrame:
+    """The comparison as printed: one row per published number.
+
+    Args:
+        values: the paper's values.
+        reproduced: :func:`reproduced_values`.
+        synthetic: whether the run is the synthetic cohort (adds the oracle column).
+
+    Returns:
+        Indexed by (Section, Quantity); columns Paper, Status, Reproduced (95% CI), [Oracle (95% CI)],
+        Source and note. Percentages in percent, AUC and agreement as fractions, as the paper prints.
+    """
+    merged = values.entries.merge(reproduced, on="id", how="left", validate="1:1")
+    rows = []
+    for _, e in merged.iterrows():
+        ci = e["ci"] if isinstance(e["ci"], list) else [np.nan, np.nan]
+        ci_decimals = int(e["ci_decimals"]) if pd.notna(e["ci_decimals"]) else int(e["decimals"])
+        paper = _with_interval(
+            e["value"],
+            ci[0],
+            ci[1],
+            int(e["decimals"]),
+            e["sd"] if pd.notna(e["sd"]) else np.nan,
+            ci_decimals,
+        )
+        if e["approximate"] and paper != "—":
+            paper = f"about {paper}"
+        shown = {"count": 0, "years": max(int(e["decimals"]), 1), "percent": max(int(e["decimals"]), 2)}.get(
+            e["unit"], max(int(e["decimals"]), 3)
+        )
+        row = {
+            "Section": e["section"],
+            "Quantity": e["quantity"],
+            "Paper": paper,
+            "Status": e["status"],
+            "Reproduced (95% CI)": _with_interval(
+                e["reproduced"], e["reproduced_low"], e["reproduced_high"], shown, e["reproduced_sd"]
+            ),
+        }
+        if synthetic:
+            row["Oracle (95% CI)"] = _with_interval(e["oracle"], e["oracle_low"], e["oracle_high"], shown)
+        notes = [str(e[c]) for c in ("source", "note") if isinstance(e[c], str) and e[c]]
+        row["Source and note"] = "; ".join(notes)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["Section", "Quantity"])

@@ -1,0 +1,84 @@
+"""One run beside the paper: the comparison, the claims and the MRMC table from a run's tidy files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from htct.paper.claims import claims_table, paper_claims
+from htct.paper.comparison import comparison_table, oracle_metrics, reproduced_values
+from htct.paper.values import load_paper_values
+from htct.sheets import load_clinical
+from htct.tables.table1 import table1_values
+
+IDS = {"patient_id": str, "scan_id": str}
+
+
+def compare_with_run(
+    values_path: str | Path,
+    metrics_path: str | Path,
+    test_scans_path: str | Path,
+    numbers_path: str | Path,
+    clinical_path: str | Path,
+    split_path: str | Path,
+    truth_dir: str | Path | None,
+    localisation_path: str | Path | None,
+    models: Sequence[str],
+    evaluate: Mapping,
+    paper: Mapping,
+) -> dict[str, pd.DataFrame | None]:
+    """Read a run's tidy outputs and set them beside the paper.
+
+    Args:
+        values_path: the paper's values file.
+        metrics_path: ``results/evaluation/metrics.tsv``.
+        test_scans_path: ``results/evaluation/test_scans.tsv``.
+        numbers_path: ``results/numbers.json``.
+        clinical_path: the clinical sheet.
+        split_path: ``results/split/split.tsv``.
+        truth_dir: the synthetic cohort's truth folder (its ``scans.tsv`` gives the oracle), or None.
+        localisation_path: ``results/attribution/localisation.tsv``, or None.
+        models: the models, CTNet first.
+        evaluate: the ``evaluate`` config (bootstrap resamples and seed, as the evaluation used).
+        paper: the ``paper`` config (alpha, attribution method, oracle threshold).
+
+    Returns:
+        ``reproduced`` (tidy numbers), ``comparison`` (formatted), ``claims`` (tidy),
+        ``claims_table`` (formatted), ``mrmc`` (tidy, None without readers), ``oracle`` (or None).
+    """
+    values = load_paper_values(values_path)
+    test_scans = pd.read_csv(test_scans_path, sep="\t", dtype=IDS)
+    truth = Path(truth_dir) / "scans.tsv" if truth_dir else None
+    oracle = None
+    if truth is not None and truth.is_file():
+        oracle = oracle_metrics(
+            test_scans,
+            pd.read_csv(truth, sep="\t", dtype=IDS),
+            evaluate["n_bootstrap"],
+            evaluate["seed"],
+            paper["oracle_threshold"],
+        )
+    table1 = table1_values(load_clinical(clinical_path), pd.read_csv(split_path, sep="\t", dtype=IDS))
+    numbers = json.loads(Path(numbers_path).read_text(encoding="utf-8"))
+    reproduced = reproduced_values(values, pd.read_csv(metrics_path, sep="\t"), numbers, table1, oracle)
+    localisation = pd.read_csv(localisation_path, sep="\t") if localisation_path else None
+    claims, mrmc = paper_claims(
+        test_scans,
+        models,
+        evaluate["n_bootstrap"],
+        evaluate["seed"],
+        paper["alpha"],
+        localisation,
+        paper["attribution_method"],
+    )
+    return {
+        "reproduced": reproduced,
+        "comparison": comparison_table(values, reproduced, oracle is not None),
+        "claims": claims,
+        "claims_table": claims_table(claims),
+        "mrmc": mrmc,
+        "oracle": oracle,
+    }
