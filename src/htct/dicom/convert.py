@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from htct.dicom.discover import SliceHeader, file_key, iter_files, read_header, series_key, sop_class_name
-from htct.dicom.series import SeriesVerdict, classify_series
+from htct.dicom.series import GANTRY_TILT_POLICIES, UNEVEN_SPACING_POLICIES, SeriesVerdict, classify_series
 from htct.dicom.volume import PixelDataError, build_hu_volume, write_nifti
 from htct.errors import HTCTInputError
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 QC_COLUMNS = [
     "series_key", "patient_id", "scan_id", "study_rank", "modality", "sop_class", "image_type", "n_files",
     "n_slices", "rows", "columns", "pixel_spacing_mm", "slice_thickness_mm", "slice_spacing_mm", "tilt_deg",
-    "status", "reason", "notes",
+    "correction", "status", "reason", "notes",
 ]  # fmt: skip
 SCANS_COLUMNS = [
     "scan_id", "patient_id", "label", "study_rank", "nifti", "n_slices", "slice_thickness_mm",
@@ -101,7 +101,7 @@ def _preference(s: Series) -> tuple[float, int, str]:
 def _convert_one(slices: list[SliceHeader], verdict: SeriesVerdict, path: Path, threads: int) -> str:
     """Build and write one volume; returns "" or the QC reason when its pixels cannot be read."""
     try:
-        volume = build_hu_volume(slices, verdict.geometry, threads=threads)  # type: ignore[arg-type]
+        volume = build_hu_volume(slices, verdict.geometry, threads, verdict.correction)  # type: ignore[arg-type]
     except PixelDataError as error:
         return str(error)
     write_nifti(volume, path, threads=threads)
@@ -137,9 +137,24 @@ def _qc_row(s: Series) -> dict:
         "slice_thickness_mm": _fmt(first.slice_thickness),
         "slice_spacing_mm": _fmt(geometry.slice_spacing_mm) if geometry is not None else None,
         "tilt_deg": _fmt(geometry.tilt_deg, 2) if geometry is not None else None,
+        "correction": s.verdict.correction.describe() if s.verdict.correction is not None else "",
         "status": "kept" if s.scan_id and not s.verdict.reason else "excluded",
         "reason": s.verdict.reason,
         "notes": "; ".join(s.verdict.notes),
+    }
+
+
+def _grid_columns(s: Series) -> dict:
+    """The voxel grid of a kept scan's NIfTI (the resampled grid for a tilt/gap-corrected series)."""
+    grid, geometry = s.verdict.correction, s.verdict.geometry
+    spacing = grid.spacing_mm if grid is not None else geometry.slice_spacing_mm  # type: ignore[union-attr]
+    return {
+        "n_slices": grid.n_slices if grid is not None else len(s.slices),
+        "slice_thickness_mm": _fmt(s.first.slice_thickness),
+        "slice_spacing_mm": _fmt(spacing),
+        "pixel_spacing_mm": _fmt(s.first.pixel_spacing[0]),  # type: ignore[index]
+        "rows": grid.n_rows if grid is not None else s.first.rows,
+        "columns": grid.n_columns if grid is not None else s.first.columns,
     }
 
 
@@ -150,9 +165,10 @@ def convert_tree(
     qc_tsv: str | Path,
     scans_tsv: str | Path,
     min_slices: int = 20,
-    gantry_tilt: str = "refuse",
+    gantry_tilt: str = "correct",
     max_spacing_deviation_mm: float = 0.1,
     threads: int = 1,
+    uneven_spacing: str = "equalise",
 ) -> pd.DataFrame:
     """Convert every acceptable axial CT study under ``dicom_dir`` to ``{nifti_dir}/{scan_id}.nii.gz``.
 
@@ -169,8 +185,11 @@ def convert_tree(
         qc_tsv: QC table, one row per series and per non-DICOM file.
         scans_tsv: table of the kept scans.
         min_slices: fewer axial slices than this excludes a series.
-        gantry_tilt: "refuse" (exclude tilted series); "correct" is not implemented yet.
-        max_spacing_deviation_mm: largest allowed deviation of a slice gap from the median gap.
+        gantry_tilt: "correct" (resample tilted series onto an orthogonal grid, as dcm2niix) or
+            "refuse" (exclude them).
+        max_spacing_deviation_mm: gaps further than this from the median gap are uneven.
+        uneven_spacing: "equalise" (resample unevenly spaced series to even spacing, as dcm2niix) or
+            "refuse" (exclude them). Gaps that leave a hole (missing slices) are refused either way.
         threads: CPU cores to use (series in parallel processes, or slice reads and gzip in threads).
 
     Returns:
@@ -185,11 +204,14 @@ def convert_tree(
         ...                      "results/qc/scans.tsv", threads=2)  # doctest: +SKIP
     """
     dicom_dir, nifti_dir = Path(dicom_dir), Path(nifti_dir)
-    if gantry_tilt != "refuse":
-        raise HTCTInputError(
-            f"convert.gantry_tilt: {gantry_tilt!r} is not supported yet; set it to 'refuse' in config.yaml "
-            "(tilted series are then excluded and listed in results/qc/series.tsv)"
-        )
+    for key, value, allowed in (
+        ("gantry_tilt", gantry_tilt, GANTRY_TILT_POLICIES),
+        ("uneven_spacing", uneven_spacing, UNEVEN_SPACING_POLICIES),
+    ):
+        if value not in allowed:
+            raise HTCTInputError(
+                f"convert.{key}: {value!r} is not one of {', '.join(allowed)}; fix config.yaml"
+            )
     if not dicom_dir.is_dir():
         raise HTCTInputError(f"DICOM folder not found: {dicom_dir} (set data: dicom_dir in config.yaml)")
     clinical = load_clinical(clinical_csv)
@@ -219,7 +241,9 @@ def convert_tree(
 
     for s in images:
         s.patient_id = patient_of.get(s.first.patient_id, "")
-        s.verdict = classify_series(s.slices, min_slices, gantry_tilt, max_spacing_deviation_mm)
+        s.verdict = classify_series(
+            s.slices, min_slices, gantry_tilt, max_spacing_deviation_mm, uneven_spacing
+        )
         if not s.verdict.reason and not s.patient_id:
             s.verdict.reason = "patient not in the clinical sheet (PatientID matches no dicom_patient_id)"
     ranks = _study_ranks(images)
@@ -270,12 +294,7 @@ def convert_tree(
                 "label": label_of[s.patient_id],
                 "study_rank": s.study_rank,
                 "nifti": s.nifti,
-                "n_slices": len(s.slices),
-                "slice_thickness_mm": _fmt(s.first.slice_thickness),
-                "slice_spacing_mm": _fmt(s.verdict.geometry.slice_spacing_mm),  # type: ignore[union-attr]
-                "pixel_spacing_mm": _fmt(s.first.pixel_spacing[0]),  # type: ignore[index]
-                "rows": s.first.rows,
-                "columns": s.first.columns,
+                **_grid_columns(s),
                 "series_key": series_key(s.uid),
             }
             for s in kept

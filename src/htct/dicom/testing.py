@@ -38,7 +38,7 @@ def write_ct_series(
     *,
     hu: np.ndarray | None = None,
     positions_z: Sequence[float] | None = None,
-    slice_thickness: float = 5.0,
+    slice_thickness: float | Sequence[float] = 5.0,
     pixel_spacing: float = 0.5,
     orientation: Sequence[float] = AXIAL,
     origin_xy: tuple[float, float] = (-8.0, -8.0),
@@ -53,6 +53,8 @@ def write_ct_series(
     study_date: str = "20240101",
     study_time: str = "120000",
     gantry_tilt: float = 0.0,
+    manufacturer: str = "",
+    spatial_instance_numbers: bool = False,
     rle: bool = False,
     raw_dataset: bool = False,
     file_names: Sequence[str] | None = None,
@@ -65,8 +67,12 @@ def write_ct_series(
         n_slices, rows, columns: volume size (ignored where ``hu`` or ``positions_z`` give it).
         hu: HU volume [slice, row, column]; a noisy head phantom when None.
         positions_z: z of each slice's ImagePositionPatient (default: 0, thickness, 2*thickness, ...).
+        slice_thickness: SliceThickness, one for all slices or one per slice.
         rescale: (RescaleSlope, RescaleIntercept) or None to leave both tags out (stored = HU then).
         patient_name: written as PatientName (and into other identifying tags) to test PHI scrubbing.
+        manufacturer: Manufacturer (left out when ""); dcm2niix tunes its tilt correction to it.
+        spatial_instance_numbers: InstanceNumber 1, 2, ... along the slices (default: reversed, since
+            converters must sort by position; dcm2niix places a tilt-corrected volume wrongly then).
         rle: encode the pixels with pydicom's RLE Lossless encoder.
         raw_dataset: write implicit-VR datasets without preamble and file meta (old exports).
         file_names: names of the files (default IM0001, ...; no extension, as many PACS exports).
@@ -79,8 +85,9 @@ def write_ct_series(
     if hu is not None:
         n_slices = hu.shape[0]
     if positions_z is None:
-        positions_z = [k * slice_thickness for k in range(n_slices)]
+        positions_z = [k * float(np.ravel(slice_thickness)[0]) for k in range(n_slices)]
     n_slices = len(positions_z)
+    thickness = np.broadcast_to(np.asarray(slice_thickness, dtype=float), (n_slices,))
     if hu is None:
         hu = head_phantom(n_slices, rows, columns, seed)
     rows, columns = hu.shape[1:]
@@ -110,12 +117,15 @@ def write_ct_series(
         ds.StudyInstanceUID = study_uid
         ds.SeriesInstanceUID = series_uid
         ds.StudyDate, ds.StudyTime = study_date, study_time
-        ds.SeriesNumber, ds.InstanceNumber = 2, n_slices - k  # reverse instance order: converters must sort
+        ds.SeriesNumber = 2
+        ds.InstanceNumber = k + 1 if spatial_instance_numbers else n_slices - k
         ds.ImageOrientationPatient = [f"{v:.6f}" for v in orientation]
         ds.ImagePositionPatient = [f"{origin_xy[0]:.4f}", f"{origin_xy[1]:.4f}", f"{z:.4f}"]
         ds.PixelSpacing = [pixel_spacing, pixel_spacing]
-        ds.SliceThickness = slice_thickness
+        ds.SliceThickness = float(thickness[k])
         ds.GantryDetectorTilt = gantry_tilt
+        if manufacturer:
+            ds.Manufacturer = manufacturer
         if rescale is not None:
             ds.RescaleSlope, ds.RescaleIntercept = f"{slope:g}", f"{intercept:g}"
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
