@@ -14,7 +14,7 @@ import pandas as pd
 import pydicom
 import pytest
 from pydicom.pixels import get_decoder
-from pydicom.uid import RLELossless, generate_uid
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless, generate_uid
 
 from htct.dicom import convert_tree, file_key, series_key
 from htct.dicom.testing import head_phantom, write_ct_series
@@ -205,6 +205,10 @@ def build_tree(root: Path) -> dict[str, str]:
     series("rle", "MRN-1001", rle=True, study_date="20240303", seed=1)
     series("raw_dataset", "MRN-1001", raw_dataset=True, study_date="20240304", seed=5)
     series("uneven", "MRN-1001", positions_z=list(UNEVEN_Z), study_date="20240305")
+    series(
+        "deflated", "MRN-1001", transfer_syntax=DeflatedExplicitVRLittleEndian, study_date="20240306", seed=6
+    )
+    series("big_endian", "MRN-1001", transfer_syntax=ExplicitVRBigEndian, study_date="20240307", seed=7)
     # Patient B: three studies written in an order unlike their dates, to test the scan ranking.
     series("b_late", "MRN-1002", study_date="20240305", study_time="070000")
     series("b_first", "MRN-1002", study_date="20240301", study_time="080000")
@@ -311,6 +315,18 @@ def test_rle_and_preamble_less_files_convert(generated):
     assert np.array_equal(rle, good)  # same phantom (seed 1), once RLE-compressed
     raw = nib.load(by_key.loc[series_key(uids["raw_dataset"]), "nifti"]).get_fdata()
     assert np.array_equal(raw, head_phantom(24, 32, 32, seed=5).transpose(2, 1, 0)[::-1, ::-1, :])
+
+
+def test_deflated_and_big_endian_files_convert(generated):
+    """Complete files in the two other uncompressed syntaxes: decoded by pydicom, not "missing pixel data"."""
+    tmp, uids, scans, _ = generated
+    by_key = scans.set_index("series_key")
+    for case, seed in (("deflated", 6), ("big_endian", 7)):
+        folder = next(tmp.joinpath("dicom").glob(f"*/{case}"))
+        syntax = pydicom.dcmread(next(folder.iterdir()), stop_before_pixels=True).file_meta.TransferSyntaxUID
+        assert syntax == {"deflated": DeflatedExplicitVRLittleEndian, "big_endian": ExplicitVRBigEndian}[case]
+        hu = nib.load(by_key.loc[series_key(uids[case]), "nifti"]).get_fdata()
+        assert np.array_equal(hu, head_phantom(24, 32, 32, seed=seed).transpose(2, 1, 0)[::-1, ::-1, :]), case
 
 
 def test_missing_codec_names_the_package(tmp_path, monkeypatch):

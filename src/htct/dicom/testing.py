@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, RLELossless, generate_uid
+from pydicom.filewriter import dcmwrite
+from pydicom.uid import CTImageStorage, ExplicitVRBigEndian, ExplicitVRLittleEndian, RLELossless, generate_uid
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
@@ -56,6 +57,7 @@ def write_ct_series(
     manufacturer: str = "",
     spatial_instance_numbers: bool = False,
     rle: bool = False,
+    transfer_syntax: str = ExplicitVRLittleEndian,
     raw_dataset: bool = False,
     file_names: Sequence[str] | None = None,
     seed: int = 0,
@@ -74,6 +76,8 @@ def write_ct_series(
         spatial_instance_numbers: InstanceNumber 1, 2, ... along the slices (default: reversed, since
             converters must sort by position; dcm2niix places a tilt-corrected volume wrongly then).
         rle: encode the pixels with pydicom's RLE Lossless encoder.
+        transfer_syntax: an uncompressed transfer syntax to write: Explicit VR Little Endian, Deflated
+            Explicit VR Little Endian or Explicit VR Big Endian.
         raw_dataset: write implicit-VR datasets without preamble and file meta (old exports).
         file_names: names of the files (default IM0001, ...; no extension, as many PACS exports).
 
@@ -102,7 +106,7 @@ def write_ct_series(
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = sop_class_uid
         meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        meta.TransferSyntaxUID = transfer_syntax
         ds = Dataset()
         ds.file_meta = meta
         ds.SOPClassUID = sop_class_uid
@@ -136,7 +140,11 @@ def write_ct_series(
         if rle:
             ds.compress(RLELossless, encoding_plugin="pydicom")
         path = folder / (file_names[k] if file_names else f"IM{k + 1:04d}")
-        if raw_dataset:
+        if transfer_syntax == ExplicitVRBigEndian:  # pydicom writes values as given: swap the pixels
+            ds.PixelData = stored[k].astype(stored.dtype.newbyteorder(">")).tobytes()
+            ds.preamble = b"\x00" * 128
+            dcmwrite(path, ds, implicit_vr=False, little_endian=False, force_encoding=True)
+        elif raw_dataset:
             del ds.file_meta
             ds.save_as(path, implicit_vr=True, little_endian=True, enforce_file_format=False)
         else:
