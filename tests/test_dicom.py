@@ -489,6 +489,95 @@ def test_slice_specific_rescale_is_stored_as_float32(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------
+# Studies: ranking, and the choice between several acceptable series
+# ---------------------------------------------------------------------------------------------------
+
+
+def convert_one_patient(tmp_path: Path, write) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write a patient's series with ``write(folder)`` (patient id "K1"), convert; (scans, qc)."""
+    write(tmp_path / "dicom")
+    (tmp_path / "c.csv").write_text(CLINICAL_HEADER + "K,K1,1,60,F,none\n")
+    scans = convert_tree(
+        tmp_path / "dicom", tmp_path / "c.csv", tmp_path / "n", tmp_path / "q.tsv", tmp_path / "s.tsv"
+    )
+    qc = pd.read_csv(tmp_path / "q.tsv", sep="\t", dtype={"series_key": str, "scan_id": str})
+    return scans, qc.set_index("series_key")
+
+
+def test_study_is_ranked_once_when_its_scout_has_a_later_study_time(tmp_path):
+    """A scout whose StudyTime is later than its study's axial series (seen in real exports): one
+    study, one rank; the patient's only two studies are scan1 and scan2, no number skipped."""
+    study, uids = generate_uid(), {"axial": generate_uid(), "scout": generate_uid(), "next": generate_uid()}
+
+    def write(root: Path) -> None:
+        write_ct_series(
+            root / "axial", patient_id="K1", study_uid=study, series_uid=uids["axial"], study_time="092815"
+        )
+        write_ct_series(root / "scout", patient_id="K1", study_uid=study, series_uid=uids["scout"], n_slices=1,
+                        image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"), study_time="093500")  # fmt: skip
+        write_ct_series(
+            root / "next",
+            patient_id="K1",
+            series_uid=uids["next"],
+            study_date="20240102",
+            study_time="080000",
+        )
+
+    scans, qc = convert_one_patient(tmp_path, write)
+    assert list(scans["scan_id"]) == ["K_scan1", "K_scan2"]
+    assert list(scans["series_key"]) == [series_key(uids["axial"]), series_key(uids["next"])]
+    assert (
+        qc.loc[series_key(uids["scout"]), "study_rank"]
+        == qc.loc[series_key(uids["axial"]), "study_rank"]
+        == 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("soft", "bone", "evidence"),
+    [
+        ({"convolution_kernel": "STANDARD"}, {"convolution_kernel": "BONE"}, ("ConvolutionKernel STANDARD", "ConvolutionKernel BONE")),
+        ({"convolution_kernel": ["Hr38s", "3"]}, {"convolution_kernel": "H70h"}, ("ConvolutionKernel Hr38s", "ConvolutionKernel H70h")),
+        ({"convolution_kernel": "UB"}, {"convolution_kernel": "D"}, ("ConvolutionKernel UB", "ConvolutionKernel D")),
+        ({"convolution_kernel": "FC21"}, {"convolution_kernel": "FC30"}, ("ConvolutionKernel FC21", "ConvolutionKernel FC30")),
+        ({"series_description": "Head STD 2.5mm"}, {"series_description": "Head Bone 5mm"}, ("SeriesDescription word STD", "SeriesDescription word BONE")),
+    ],
+    ids=["GE", "Siemens", "Philips", "Canon", "description"],
+)  # fmt: skip
+def test_soft_tissue_reconstruction_is_kept_over_bone(tmp_path, soft, bone, evidence):
+    """One study, the same acquisition reconstructed twice: 5 mm with a bone kernel (closest to the
+    preferred 5 mm, so kept by thickness alone) and 2.5 mm with a soft-tissue kernel, which is kept;
+    the QC reason of the bone series says which series was kept and why."""
+    study, uids = generate_uid(), {"soft": generate_uid(), "bone": generate_uid()}
+
+    def write(root: Path) -> None:
+        write_ct_series(root / "soft", patient_id="K1", study_uid=study, series_uid=uids["soft"], n_slices=48,
+                        slice_thickness=2.5, **soft)  # fmt: skip
+        write_ct_series(root / "bone", patient_id="K1", study_uid=study, series_uid=uids["bone"], n_slices=24,
+                        slice_thickness=5.0, **bone)  # fmt: skip
+
+    scans, qc = convert_one_patient(tmp_path, write)
+    assert list(scans["series_key"]) == [series_key(uids["soft"])]
+    kept, excluded = qc.loc[series_key(uids["soft"])], qc.loc[series_key(uids["bone"])]
+    assert kept["reconstruction"] == f"soft-tissue reconstruction ({evidence[0]})"
+    assert excluded["reconstruction"] == f"bone reconstruction ({evidence[1]})"
+    assert excluded["reason"] == (
+        f"duplicate series in study (kept series {series_key(uids['soft'])}: soft-tissue reconstruction "
+        f"({evidence[0]}) preferred over this bone reconstruction ({evidence[1]}))"
+    )
+
+
+def test_duplicate_reason_names_thickness_then_slice_count(generated):
+    """Same (unknown) reconstruction: the series closest to 5 mm is kept, and the reason says so."""
+    _, uids, _, qc = generated
+    reason = qc_row(qc, series_key(uids["thin_duplicate"]))["reason"]
+    assert reason == (
+        f"duplicate series in study (kept series {series_key(uids['good'])}: its 5 mm slices are closer "
+        "to 5 mm than these 1 mm)"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
 # Gantry tilt and uneven gaps on series of known geometry
 # ---------------------------------------------------------------------------------------------------
 

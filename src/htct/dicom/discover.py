@@ -62,6 +62,8 @@ class SliceHeader:
     study_time: str = ""
     series_uid: str = ""
     image_type: tuple[str, ...] = ()
+    convolution_kernel: str = ""  # ConvolutionKernel, e.g. "H31s", "Hr40f\\3", "STANDARD", "UB", "FC21"
+    series_description: str = ""  # free text: read to classify the reconstruction, never written out
     rows: int = 0
     columns: int = 0
     bits_allocated: int = 0
@@ -266,6 +268,8 @@ def read_header(path: Path, dicom_dir: Path) -> SliceHeader:
         header.study_date = fields.text(0x00080020)
         header.study_time = fields.text(0x00080030)
         header.image_type = tuple(v.upper() for v in fields.texts(0x00080008))
+        header.convolution_kernel = fields.text(0x00181210)
+        header.series_description = fields.text(0x0008103E)
         header.rows = fields.unsigned_short(0x00280010, 0)
         header.columns = fields.unsigned_short(0x00280011, 0)
         header.bits_allocated = fields.unsigned_short(0x00280100, 0)

@@ -46,6 +46,8 @@ def write_ct_series(
     modality: str = "CT",
     sop_class_uid: str = CTImageStorage,
     image_type: Sequence[str] = ("ORIGINAL", "PRIMARY", "AXIAL"),
+    convolution_kernel: str | Sequence[str] = "",
+    series_description: str = "",
     rescale: tuple[float, float] | None = (1.0, -1024.0),
     patient_id: str = "PAT-001",
     patient_name: str = "Doe^Jane",
@@ -71,6 +73,8 @@ def write_ct_series(
         positions_z: z of each slice's ImagePositionPatient (default: 0, thickness, 2*thickness, ...).
         slice_thickness: SliceThickness, one for all slices or one per slice.
         rescale: (RescaleSlope, RescaleIntercept) or None to leave both tags out (stored = HU then).
+        convolution_kernel, series_description: ConvolutionKernel and SeriesDescription (left out when
+            empty); a kernel may have several values (["Hr40f", "3"]).
         patient_name: written as PatientName (and into other identifying tags) to test PHI scrubbing.
         manufacturer: Manufacturer (left out when ""); dcm2niix tunes its tilt correction to it.
         spatial_instance_numbers: InstanceNumber 1, 2, ... along the slices (default: reversed, since
@@ -113,6 +117,10 @@ def write_ct_series(
         ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
         ds.Modality = modality
         ds.ImageType = list(image_type)
+        if convolution_kernel:
+            ds.ConvolutionKernel = convolution_kernel
+        if series_description:
+            ds.SeriesDescription = series_description
         ds.PatientID = patient_id
         ds.PatientName = patient_name
         ds.PatientBirthDate = "19500101"
