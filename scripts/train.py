@@ -11,22 +11,20 @@ from htct.errors import report_input_errors
 
 report_input_errors()
 
-from htct.train import merge_fold_predictions, train_model
+from htct.train import TrainConfig, TrainOutputs, merge_fold_predictions, train_model
 
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
 
 if snakemake.rule == "merge_folds":
     merge_fold_predictions(snakemake.input, snakemake.output.predictions, snakemake.output.threshold)
 else:
-    out_dir = Path(snakemake.output.weights).parent
     train_model(
         snakemake.wildcards.model,
         snakemake.input.volumes,
         snakemake.input.index,
         snakemake.input.split,
-        out_dir,
         fold=int(snakemake.wildcards.get("fold", snakemake.params.get("fold", -1))),
-        predictions_tsv=snakemake.output.predictions,
         preprocess=snakemake.params.preprocess,
-        **{**snakemake.params.train, "threads": snakemake.threads},
+        outputs=TrainOutputs.from_rule(snakemake.output),
+        config=TrainConfig.from_mapping(snakemake.params.train, threads=snakemake.threads),
     )

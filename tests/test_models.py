@@ -189,3 +189,78 @@ def test_fresh_ctnet_predicts_one_half_for_every_scan(conv):
     # ... but the gradient still reaches the fully connected layer, so it learns from step one.
     logits.sum().backward()
     assert model.head.fc.weight.grad.abs().sum() > 0
+
+
+def test_a_model_added_in_one_file_trains_and_loads(tmp_path):
+    """Adding a model is one decorated factory: this test's own toy model trains, saves and loads
+    through the same code as CTNet, and tables take its display name from the registry."""
+    import torch
+    from torch import nn
+
+    from htct.models import display_name, list_models, model_spec, register_model
+    from htct.models.registry import unregister_model
+    from htct.train import load_trained_model, train_model
+    from htct.train.toy import write_toy_arrays
+
+    class MeanNet(nn.Module):
+        def __init__(self, in_channels: int, n_slices: int, gain: float = 1.0) -> None:
+            super().__init__()
+            self.norm = nn.BatchNorm1d(in_channels)
+            self.fc = nn.Linear(in_channels, 1)
+            self.gain = gain
+            self.cam_layer = self.norm
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.norm(self.gain * x.amax(dim=(2, 3, 4))))
+
+    @register_model("toymeannet", display_name="Toy MeanNet", default_options={"gain": 2.0})
+    def toymeannet(in_channels: int = 1, n_slices: int = 28, **options: object) -> MeanNet:
+        return MeanNet(in_channels, n_slices, **options)
+
+    try:
+        assert "toymeannet" in list_models()
+        assert display_name("toymeannet") == "Toy MeanNet" and display_name("Clinician 3") == "Clinician 3"
+        toy = write_toy_arrays(tmp_path / "toy", n_patients=16, size=16)
+        train_model(
+            "toymeannet", toy["volumes"], toy["index"], toy["split"], tmp_path / "model",
+            epochs=2, min_epochs=1, batch_size=4, device="cpu", threads=1,
+        )  # fmt: skip
+        trained = load_trained_model(tmp_path / "model")
+        assert isinstance(trained.model, MeanNet) and trained.model.gain == 2.0  # the registry default
+        assert trained.config["model"]["kwargs"] == dict(model_spec("toymeannet").default_options)
+    finally:
+        unregister_model("toymeannet")
+    assert "toymeannet" not in list_models()
+
+
+def test_registry_names_and_display_names() -> None:
+    from htct.models import display_name, list_models, model_spec
+
+    assert list_models() == ["ctnet", "soundari2022", "wozniak2023"]
+    assert [display_name(m) for m in ("ctnet", "wozniak2023", "soundari2022")] == [
+        "CTNet",
+        "Woźniak et al. (2023)",
+        "Soundari et al. (2022)",
+    ]
+    assert model_spec("ctnet").default_options == {"conv": "3d"}
+    with pytest.raises(ValueError, match="known models: ctnet"):
+        model_spec("resnet")
+
+
+def test_catalog_is_the_registry() -> None:
+    """catalog.yaml (what torch-free steps read) is generated from the registry and must agree."""
+    from htct.models.catalog import catalog_text
+    from htct.models.registry import CATALOG_PATH
+
+    assert CATALOG_PATH.read_text(encoding="utf-8") == catalog_text(), "run: python -m htct.models.catalog"
+
+
+def test_tables_get_display_names_without_torch() -> None:
+    """The statistics env has no torch: the tables module must not import it (it reads the catalog)."""
+    import subprocess
+    import sys
+
+    code = "import sys; import htct.tables.reader_study; from htct.models.registry import display_name; "
+    code += "assert 'torch' not in sys.modules, 'torch imported'; print(display_name('wozniak2023'))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "Woźniak et al. (2023)"

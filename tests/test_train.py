@@ -220,7 +220,14 @@ def test_changed_config_does_not_resume(toy, tmp_path):
 
 def test_ctnet_2d_mode_trains_and_saves_its_mode(toy, tmp_path):
     train_model(
-        "ctnet", toy["volumes"], toy["index"], toy["split"], tmp_path, epochs=1, ctnet_conv="2d", **FAST
+        "ctnet",
+        toy["volumes"],
+        toy["index"],
+        toy["split"],
+        tmp_path,
+        epochs=1,
+        model_options={"ctnet": {"conv": "2d"}},
+        **FAST,
     )
     trained = load_trained_model(tmp_path)
     assert trained.config["model"]["kwargs"] == {"conv": "2d"}

@@ -142,15 +142,22 @@ class PlainCNN(nn.Module):
         return self.classifier(self.grid_pool(self.features(x)))
 
 
-@register_model("wozniak2023")
+@register_model(
+    "wozniak2023",
+    display_name="Woźniak et al. (2023)",
+    cam_layer="cam_layer",
+    reference="Woźniak, Siłka, Wieczorek. Neural Comput Appl 35:14611 (2023), doi:10.1007/s00521-021-05841-x",
+)
 def wozniak2023(in_channels: int = 1, n_slices: int = 28, **kwargs: object) -> CorrelationLearningCNN:
     """CNN + correlation learning mechanism (Woźniak et al. 2023), 3D re-implementation."""
-    kwargs.pop("conv", None)  # the ctnet switch; the baselines are 3D only
     return CorrelationLearningCNN(in_channels=in_channels, n_slices=n_slices, **kwargs)
 
 
-@register_model("soundari2022")
+@register_model(
+    "soundari2022",
+    display_name="Soundari et al. (2022)",
+    reference="Soundari D V et al. (2022), a convolutional neural network for CT lung-cancer detection",
+)
 def soundari2022(in_channels: int = 1, n_slices: int = 28, **kwargs: object) -> PlainCNN:
     """Plain conv-pool + dense CNN (Soundari et al. 2022), 3D re-implementation."""
-    kwargs.pop("conv", None)
     return PlainCNN(in_channels=in_channels, n_slices=n_slices, **kwargs)

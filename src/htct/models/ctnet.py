@@ -304,7 +304,12 @@ def _init_weights(model: nn.Module) -> None:
             nn.init.zeros_(module.fc.bias)
 
 
-@register_model("ctnet")
+@register_model(
+    "ctnet",
+    display_name="CTNet",
+    default_options={"conv": "3d"},
+    reference="Zhang et al., Front. Neurosci. 2026, doi:10.3389/fnins.2025.1753071",
+)
 def ctnet(in_channels: int = 1, n_slices: int = 28, conv: ConvMode = "3d", **kwargs: object) -> CTNet:
-    """CTNet; `conv` is config.yaml `train.ctnet_conv`."""
+    """CTNet; `conv` ("3d" or "2d") is config.yaml `train.model_options: {ctnet: {conv: 2d}}`."""
     return CTNet(in_channels=in_channels, n_slices=n_slices, conv=conv, **kwargs)

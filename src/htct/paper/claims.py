@@ -30,7 +30,7 @@ from scipy.stats import norm
 from htct.evaluate import bootstrap_metrics, delong_covariance
 from htct.evaluate.mcnemar import clustered_mcnemar_test
 from htct.evaluate.mrmc import StandaloneResult, jackknife_aucs, standalone_vs_readers
-from htct.tables.reader_study import MODEL_LABELS
+from htct.models.registry import display_name
 
 HOLDS, DOES_NOT_HOLD, UNDECIDED = "holds", "does not hold", "undecided"
 CLAIM_COLUMNS = [
@@ -89,7 +89,7 @@ def _row(claim_id: str, claim: str, paper_says: str, test: str, **values: object
 
 
 def _label(rater: str) -> str:
-    return MODEL_LABELS.get(rater, rater)
+    return display_name(rater)
 
 
 def reader_mrmc(test_scans: pd.DataFrame, reference: str, readers: Sequence[str]) -> StandaloneResult:

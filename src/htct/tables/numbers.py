@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from htct import SYNTHETIC_NOTICE
-from htct.tables.reader_study import AVERAGE_READER, MODEL_LABELS
+from htct.models.registry import display_name
+from htct.tables.reader_study import AVERAGE_READER
 
 
 def _range(values: np.ndarray) -> dict[str, float]:
@@ -91,7 +92,7 @@ def paper_numbers(
     cells = metrics.set_index(["rater", "metric"])
     for model in models:
         numbers["models"][model] = {
-            "label": MODEL_LABELS.get(model, model),
+            "label": display_name(model),
             **{
                 metric: {k: float(cells.loc[(model, metric), k]) for k in ("value", "low", "high")}
                 for metric in metrics["metric"].unique()

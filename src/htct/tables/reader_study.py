@@ -23,12 +23,8 @@ from htct.evaluate import (
     mcnemar_table,
     rater_inputs,
 )
+from htct.models.registry import display_name
 
-MODEL_LABELS = {
-    "ctnet": "CTNet",
-    "wozniak2023": "Woźniak et al. (2023)",
-    "soundari2022": "Soundari et al. (2022)",
-}
 AVERAGE_READER = "Average (clinician)"
 TABLE2_METRICS = {
     "accuracy": "Accuracy",
@@ -107,7 +103,7 @@ def table2(long: pd.DataFrame, model: str, readers: Sequence[str]) -> pd.DataFra
     Returns:
         Rows CTNet, the readers, "Average (clinician)"; columns Accuracy .. AUC.
     """
-    raters = {model: MODEL_LABELS.get(model, model)} | {reader: reader for reader in readers}
+    raters = {model: display_name(model)} | {reader: reader for reader in readers}
     if readers:
         raters[AVERAGE_READER] = AVERAGE_READER
     return _formatted(long, raters, TABLE2_METRICS)
@@ -115,7 +111,7 @@ def table2(long: pd.DataFrame, model: str, readers: Sequence[str]) -> pd.DataFra
 
 def table3(long: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
     """Table 3: CTNet against the baselines: accuracy, sensitivity, specificity, macro-F1 (%, CI)."""
-    return _formatted(long, {model: MODEL_LABELS.get(model, model) for model in models}, TABLE3_METRICS)
+    return _formatted(long, {model: display_name(model) for model in models}, TABLE3_METRICS)
 
 
 def agreement_table(percent_agreement: pd.DataFrame, kappa: pd.DataFrame) -> pd.DataFrame:
@@ -187,7 +183,7 @@ def undefined_resamples_note(
 
 
 def _label(rater: str) -> str:
-    return MODEL_LABELS.get(rater, rater)
+    return display_name(rater)
 
 
 def _p(value: float) -> str:

@@ -1,24 +1,26 @@
-"""Training and prediction: `train_model` for one model (and fold), `load_trained_model` to reuse it."""
+"""Training and prediction: `train_model` (a :class:`Trainer`) for one model and fold,
+`load_trained_model` to reuse it."""
 
+from htct.evaluate.thresholds import youden_threshold
+from htct.train.config import TrainConfig, TrainOutputs
 from htct.train.data import assign_parts, augment_batch
-from htct.train.loop import (
-    DEFAULT_TRAIN_CONFIG,
-    merge_fold_predictions,
-    plot_training_curve,
-    train_model,
-    youden_threshold,
-)
-from htct.train.predict import FoldEnsemble, TrainedModel, load_trained_model, predict_volumes
+from htct.train.folds import merge_fold_predictions
+from htct.train.loop import plot_training_curve
+from htct.train.predict import FoldEnsemble, TrainedModel, load_trained_model, predict_logits, predict_volumes
+from htct.train.trainer import Trainer, train_model
 
 __all__ = [
-    "DEFAULT_TRAIN_CONFIG",
     "FoldEnsemble",
+    "TrainConfig",
+    "TrainOutputs",
     "TrainedModel",
+    "Trainer",
     "assign_parts",
     "augment_batch",
     "load_trained_model",
     "merge_fold_predictions",
     "plot_training_curve",
+    "predict_logits",
     "predict_volumes",
     "train_model",
     "youden_threshold",
