@@ -40,15 +40,18 @@ out["scans"].to_csv(snakemake.output.test_scans, sep="\t", index=False)
 out["agreement_numeric"].to_csv(snakemake.output.agreement, sep="\t")
 out["fleiss_kappa"].to_csv(snakemake.output.fleiss, sep="\t", index=False)
 ci = f"95% CI, patient-level bootstrap ({params['n_bootstrap']} resamples, {params['ci_method']})"
+# Without a reader study (data.readers empty) table 2 has CTNet alone and agreement is among the models.
+raters = "CTNet and clinicians" if readers is not None else "CTNet (no reader study: data.readers is empty)"
 tables = {  # table -> (output holding its .csv, title)
-    "table2": ("table2", f"Table 2. CTNet and clinicians on the test set, % ({ci})"),
+    "table2": ("table2", f"Table 2. {raters} on the test set, % ({ci})"),
     "table3": (
         "table3",
         f"Table 3. CTNet and the re-implemented models on the test set, % ({ci}); F1 is macro-averaged",
     ),
     "agreement": (
         "agreement_table",
-        "Pairwise percent agreement and Cohen's kappa of the calls (clinicians and CTNet)",
+        "Pairwise percent agreement and Cohen's kappa of the calls "
+        + ("(clinicians and CTNet)" if readers is not None else "(the models; no reader study)"),
     ),
     "tests": ("tests", "CTNet against every rater: DeLong test of AUC and McNemar test of correct calls"),
 }
