@@ -28,5 +28,6 @@ else:
         fold=int(snakemake.wildcards.get("fold", snakemake.params.get("fold", -1))),
         predictions_tsv=snakemake.output.predictions,
         preprocess=snakemake.params.preprocess,
+        synthetic=snakemake.params.synthetic,
         **{**snakemake.params.train, "threads": snakemake.threads},
     )

@@ -27,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import htct
+from htct.provenance import training_provenance
 from htct.train.data import BatchReader, ScanParts, assign_parts, augment_batch, loader_options
 from htct.train.predict import build_model, predict_volumes
 
@@ -175,6 +176,7 @@ def train_model(
     predictions_tsv: str | Path | None = None,
     preprocess: dict | None = None,
     epoch_callback: Callable[[int, dict], None] | None = None,
+    synthetic: bool | None = None,
     **train_cfg: object,
 ) -> dict:
     """Train `model_name` on part == train, early-stop and pick the threshold on part == val.
@@ -197,6 +199,8 @@ def train_model(
             with the model so that `htct predict` prepares new scans the same way.
         epoch_callback: called as `fn(epoch, row)` after each epoch's checkpoint is saved (tests
             use it to simulate a crash).
+        synthetic: whether the cohort is the synthetic one (config data.synthetic), recorded with
+            the cohort size and code version in config.yaml `provenance:` for `htct predict`.
         **train_cfg: config.yaml `train:` keys (see DEFAULT_TRAIN_CONFIG).
 
     Returns:
@@ -432,6 +436,7 @@ def train_model(
         best_epoch=state["best_epoch"],
         versions={"htct": htct.__version__, "torch": torch.__version__},
         device=str(device),
+        provenance=training_provenance(synthetic, parts.index),
     )
     (out_dir / "config.yaml").write_text(yaml.safe_dump(_plain(model_config), sort_keys=False))
     _write_epochs(state["history"], out_dir / "epochs.tsv")
