@@ -180,6 +180,9 @@ def write_config(path: Path, data: Path, **overrides) -> Path:
             "dicom_dir": str(data / "dicom"),
             "clinical": str(data / "clinical.csv"),  # no readers sheet, lesion masks or truth: the defaults
         },
+        # The corpus's faults include a tilted and an unevenly spaced series: refused on request here
+        # (the defaults resample them; tests/test_dicom.py checks that).
+        "convert": {"gantry_tilt": "refuse", "uneven_spacing": "refuse"},
         "preprocess": {"size": 32},
         "split": {"seed": 7, "test_fraction": 0.34, "val_fraction": 0.3},
     }

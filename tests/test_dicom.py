@@ -14,11 +14,12 @@ import pandas as pd
 import pydicom
 import pytest
 from pydicom.pixels import get_decoder
-from pydicom.uid import RLELossless, generate_uid
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless, generate_uid
 
 from htct.dicom import convert_tree, file_key, series_key
 from htct.dicom.testing import head_phantom, write_ct_series
 from htct.errors import HTCTInputError
+from htct.preprocess.brain import head_mask
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 QA_CT = SHARED_DATA / "dcm_qa_ct"
@@ -89,25 +90,64 @@ def test_philips_axial_equals_dcm2niix(qa_conversion, tmp_path):
     assert row["n_slices"] == 28 and row["slice_spacing_mm"] == pytest.approx(5.0)
 
 
-def test_ge_tilted_series_is_refused(qa_conversion):
+def inside_head_difference(ours: nib.Nifti1Image, reference: nib.Nifti1Image) -> np.ndarray:
+    """|ours - reference| in HU over the reference's head mask (htct.preprocess.brain.head_mask).
+
+    Both images in RAS voxel order (``canonical``) on the same grid (checked by the caller).
+    """
+    reference_hu = reference.get_fdata()
+    spacing = reference.header.get_zooms()
+    head = np.moveaxis(head_mask(np.moveaxis(reference_hu, 2, 0), spacing[0], spacing[1]), 0, 2)
+    return np.abs(ours.get_fdata() - reference_hu)[head]
+
+
+def test_ge_tilted_series_is_corrected_as_dcm2niix_does(qa_conversion, tmp_path):
+    """GE, 18.5 deg tilt, gaps 1.08-6.99 mm: the same grid as dcm2niix's ``_Tilt_Eq`` output, HU within 1.
+
+    dcm2niix writes the tilt-corrected, gap-equalised volume as ``*_Tilt_Eq_1.nii`` (512 x 611 x 56:
+    rows widened to hold the shifted slices, 56 slices of 2.62 mm). Goal: mean absolute difference
+    inside the head <= 2 HU; reached: ~0.18 HU, every voxel within 1 HU (both round interpolated HU).
+    """
+    binary = dcm2niix_binary()
+    if binary is None:
+        pytest.skip("dcm2niix not installed (pip install dcm2niix)")
     _, scans, qc = qa_conversion
-    row = qc_row(qc, series_key(uid_of(QA_CT / "GE")))
-    assert row["status"] == "excluded"
-    assert "gantry tilt" in row["reason"] and row["tilt_deg"] == pytest.approx(18.5, abs=0.05)
-    assert row["patient_id"] == "P02"
-    assert "P02" not in set(scans["patient_id"])
+    subprocess.run([binary, "-z", "n", "-b", "n", "-f", "ref", "-o", str(tmp_path), str(QA_CT / "GE")],
+                   check=True, capture_output=True)  # fmt: skip
+    reference = canonical(tmp_path / "ref_Tilt_Eq_1.nii")
+    row = scans.set_index("scan_id").loc["P02_scan1"]
+    ours = canonical(Path(row["nifti"]))
+    assert ours.shape == reference.shape == (512, 611, 56)
+    np.testing.assert_allclose(ours.affine, reference.affine, atol=1e-3)
+    difference = inside_head_difference(ours, reference)
+    assert difference.size > 4_000_000  # the head, not a few voxels
+    assert difference.mean() <= 0.5 and np.percentile(difference, 95) <= 1.0 and difference.max() <= 1.0
+    assert (row["n_slices"], row["rows"], row["columns"]) == (56, 611, 512)
+    assert row["slice_spacing_mm"] == pytest.approx(2.6198, abs=1e-3)
+    qc_ge = qc_row(qc, series_key(uid_of(QA_CT / "GE")))
+    assert qc_ge["status"] == "kept" and qc_ge["tilt_deg"] == pytest.approx(18.5, abs=0.05)
+    assert "gantry tilt 18.50 deg" in qc_ge["correction"]
+    assert "uneven gaps 1.08-7.00 mm equalised to 2.620 mm (28 -> 56 slices)" in qc_ge["correction"]
 
 
-def test_gantry_tilt_correct_is_not_supported_yet(tmp_path):
-    with pytest.raises(HTCTInputError, match="gantry_tilt"):
-        convert_tree(
-            tmp_path,
-            tmp_path / "c.csv",
-            tmp_path,
-            tmp_path / "q.tsv",
-            tmp_path / "s.tsv",
-            gantry_tilt="correct",
-        )
+def test_ge_tilted_series_is_refused_when_asked(tmp_path):
+    if not QA_CT.is_dir():
+        pytest.skip(f"shared test data not found at {QA_CT} (see shared/data/README.md)")
+    (tmp_path / "c.csv").write_text(CLINICAL_HEADER + "P02,QMNx85rKkkg,0,64,F,antiplatelet\n")
+    scans = convert_tree(QA_CT / "GE", tmp_path / "c.csv", tmp_path / "n", tmp_path / "q.tsv", tmp_path / "s.tsv",
+                         gantry_tilt="refuse")  # fmt: skip
+    qc = pd.read_csv(tmp_path / "q.tsv", sep="\t")
+    assert scans.empty and qc.loc[0, "status"] == "excluded"
+    assert (
+        "gantry tilt 18.5 deg" in qc.loc[0, "reason"] and "convert.gantry_tilt: refuse" in qc.loc[0, "reason"]
+    )
+
+
+def test_unknown_geometry_policy_is_refused(tmp_path):
+    for key, value in (("gantry_tilt", "ignore"), ("uneven_spacing", "interpolate")):
+        with pytest.raises(HTCTInputError, match=f"convert.{key}: '{value}' is not one of"):
+            convert_tree(tmp_path, tmp_path / "c.csv", tmp_path, tmp_path / "q.tsv", tmp_path / "s.tsv",
+                         **{key: value})  # fmt: skip
 
 
 def test_philips_scout_secondary_capture_and_dirfile_are_excluded(qa_conversion):
@@ -144,6 +184,9 @@ PATIENTS = {  # dicom_patient_id -> (patient_id, patient name written into the h
 }
 
 
+UNEVEN_Z = np.cumsum([0.0] + [5.0, 5.3, 4.7] * 8)[:24]  # slice positions of the "uneven" case
+
+
 def build_tree(root: Path) -> dict[str, str]:
     """Write the generated cases; returns case name -> SeriesInstanceUID."""
     uids: dict[str, str] = {}
@@ -161,6 +204,11 @@ def build_tree(root: Path) -> dict[str, str]:
     series("no_rescale", "MRN-1001", rescale=None, study_date="20240302", seed=4)
     series("rle", "MRN-1001", rle=True, study_date="20240303", seed=1)
     series("raw_dataset", "MRN-1001", raw_dataset=True, study_date="20240304", seed=5)
+    series("uneven", "MRN-1001", positions_z=list(UNEVEN_Z), study_date="20240305")
+    series(
+        "deflated", "MRN-1001", transfer_syntax=DeflatedExplicitVRLittleEndian, study_date="20240306", seed=6
+    )
+    series("big_endian", "MRN-1001", transfer_syntax=ExplicitVRBigEndian, study_date="20240307", seed=7)
     # Patient B: three studies written in an order unlike their dates, to test the scan ranking.
     series("b_late", "MRN-1002", study_date="20240305", study_time="070000")
     series("b_first", "MRN-1002", study_date="20240301", study_time="080000")
@@ -171,8 +219,6 @@ def build_tree(root: Path) -> dict[str, str]:
     series("duplicate_position", "MRN-1003", positions_z=z[:10] + [z[9]] + z[10:], study_date="20230102")
     series("mr", "MRN-1003", modality="MR", study_date="20230103")
     series("too_few", "MRN-1003", n_slices=5, study_date="20230104")
-    uneven = np.cumsum([0.0] + [5.0, 5.3, 4.7] * 8)[:24]
-    series("uneven", "MRN-1003", positions_z=list(uneven), study_date="20230105")
     series("sagittal", "MRN-1003", orientation=(0, 1, 0, 0, 0, -1), study_date="20230106")
     series(
         "scout",
@@ -214,7 +260,6 @@ def generated(tmp_path_factory):
         ("duplicate_position", "duplicate slice positions"),
         ("mr", "modality MR, not CT"),
         ("too_few", "too few slices (5 < min_slices 20)"),
-        ("uneven", "uneven slice spacing"),
         ("sagittal", "not axial"),
         ("scout", "localizer"),
         ("truncated", "truncated pixel data (1 of 24 files"),
@@ -270,6 +315,18 @@ def test_rle_and_preamble_less_files_convert(generated):
     assert np.array_equal(rle, good)  # same phantom (seed 1), once RLE-compressed
     raw = nib.load(by_key.loc[series_key(uids["raw_dataset"]), "nifti"]).get_fdata()
     assert np.array_equal(raw, head_phantom(24, 32, 32, seed=5).transpose(2, 1, 0)[::-1, ::-1, :])
+
+
+def test_deflated_and_big_endian_files_convert(generated):
+    """Complete files in the two other uncompressed syntaxes: decoded by pydicom, not "missing pixel data"."""
+    tmp, uids, scans, _ = generated
+    by_key = scans.set_index("series_key")
+    for case, seed in (("deflated", 6), ("big_endian", 7)):
+        folder = next(tmp.joinpath("dicom").glob(f"*/{case}"))
+        syntax = pydicom.dcmread(next(folder.iterdir()), stop_before_pixels=True).file_meta.TransferSyntaxUID
+        assert syntax == {"deflated": DeflatedExplicitVRLittleEndian, "big_endian": ExplicitVRBigEndian}[case]
+        hu = nib.load(by_key.loc[series_key(uids[case]), "nifti"]).get_fdata()
+        assert np.array_equal(hu, head_phantom(24, 32, 32, seed=seed).transpose(2, 1, 0)[::-1, ::-1, :]), case
 
 
 def test_missing_codec_names_the_package(tmp_path, monkeypatch):
@@ -429,3 +486,191 @@ def test_slice_specific_rescale_is_stored_as_float32(tmp_path):
     intercepts = np.array([h.rescale_intercept for h in headers])[:, None, None]
     expected = (stored * slopes + intercepts).astype(np.float32).transpose(2, 1, 0)[::-1, ::-1, :]
     assert np.array_equal(image.get_fdata(), expected)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Studies: ranking, and the choice between several acceptable series
+# ---------------------------------------------------------------------------------------------------
+
+
+def convert_one_patient(tmp_path: Path, write) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write a patient's series with ``write(folder)`` (patient id "K1"), convert; (scans, qc)."""
+    write(tmp_path / "dicom")
+    (tmp_path / "c.csv").write_text(CLINICAL_HEADER + "K,K1,1,60,F,none\n")
+    scans = convert_tree(
+        tmp_path / "dicom", tmp_path / "c.csv", tmp_path / "n", tmp_path / "q.tsv", tmp_path / "s.tsv"
+    )
+    qc = pd.read_csv(tmp_path / "q.tsv", sep="\t", dtype={"series_key": str, "scan_id": str})
+    return scans, qc.set_index("series_key")
+
+
+def test_study_is_ranked_once_when_its_scout_has_a_later_study_time(tmp_path):
+    """A scout whose StudyTime is later than its study's axial series (seen in real exports): one
+    study, one rank; the patient's only two studies are scan1 and scan2, no number skipped."""
+    study, uids = generate_uid(), {"axial": generate_uid(), "scout": generate_uid(), "next": generate_uid()}
+
+    def write(root: Path) -> None:
+        write_ct_series(
+            root / "axial", patient_id="K1", study_uid=study, series_uid=uids["axial"], study_time="092815"
+        )
+        write_ct_series(root / "scout", patient_id="K1", study_uid=study, series_uid=uids["scout"], n_slices=1,
+                        image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"), study_time="093500")  # fmt: skip
+        write_ct_series(
+            root / "next",
+            patient_id="K1",
+            series_uid=uids["next"],
+            study_date="20240102",
+            study_time="080000",
+        )
+
+    scans, qc = convert_one_patient(tmp_path, write)
+    assert list(scans["scan_id"]) == ["K_scan1", "K_scan2"]
+    assert list(scans["series_key"]) == [series_key(uids["axial"]), series_key(uids["next"])]
+    assert (
+        qc.loc[series_key(uids["scout"]), "study_rank"]
+        == qc.loc[series_key(uids["axial"]), "study_rank"]
+        == 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("soft", "bone", "evidence"),
+    [
+        ({"convolution_kernel": "STANDARD"}, {"convolution_kernel": "BONE"}, ("ConvolutionKernel STANDARD", "ConvolutionKernel BONE")),
+        ({"convolution_kernel": ["Hr38s", "3"]}, {"convolution_kernel": "H70h"}, ("ConvolutionKernel Hr38s", "ConvolutionKernel H70h")),
+        ({"convolution_kernel": "UB"}, {"convolution_kernel": "D"}, ("ConvolutionKernel UB", "ConvolutionKernel D")),
+        ({"convolution_kernel": "FC21"}, {"convolution_kernel": "FC30"}, ("ConvolutionKernel FC21", "ConvolutionKernel FC30")),
+        ({"series_description": "Head STD 2.5mm"}, {"series_description": "Head Bone 5mm"}, ("SeriesDescription word STD", "SeriesDescription word BONE")),
+    ],
+    ids=["GE", "Siemens", "Philips", "Canon", "description"],
+)  # fmt: skip
+def test_soft_tissue_reconstruction_is_kept_over_bone(tmp_path, soft, bone, evidence):
+    """One study, the same acquisition reconstructed twice: 5 mm with a bone kernel (closest to the
+    preferred 5 mm, so kept by thickness alone) and 2.5 mm with a soft-tissue kernel, which is kept;
+    the QC reason of the bone series says which series was kept and why."""
+    study, uids = generate_uid(), {"soft": generate_uid(), "bone": generate_uid()}
+
+    def write(root: Path) -> None:
+        write_ct_series(root / "soft", patient_id="K1", study_uid=study, series_uid=uids["soft"], n_slices=48,
+                        slice_thickness=2.5, **soft)  # fmt: skip
+        write_ct_series(root / "bone", patient_id="K1", study_uid=study, series_uid=uids["bone"], n_slices=24,
+                        slice_thickness=5.0, **bone)  # fmt: skip
+
+    scans, qc = convert_one_patient(tmp_path, write)
+    assert list(scans["series_key"]) == [series_key(uids["soft"])]
+    kept, excluded = qc.loc[series_key(uids["soft"])], qc.loc[series_key(uids["bone"])]
+    assert kept["reconstruction"] == f"soft-tissue reconstruction ({evidence[0]})"
+    assert excluded["reconstruction"] == f"bone reconstruction ({evidence[1]})"
+    assert excluded["reason"] == (
+        f"duplicate series in study (kept series {series_key(uids['soft'])}: soft-tissue reconstruction "
+        f"({evidence[0]}) preferred over this bone reconstruction ({evidence[1]}))"
+    )
+
+
+def test_duplicate_reason_names_thickness_then_slice_count(generated):
+    """Same (unknown) reconstruction: the series closest to 5 mm is kept, and the reason says so."""
+    _, uids, _, qc = generated
+    reason = qc_row(qc, series_key(uids["thin_duplicate"]))["reason"]
+    assert reason == (
+        f"duplicate series in study (kept series {series_key(uids['good'])}: its 5 mm slices are closer "
+        "to 5 mm than these 1 mm)"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Gantry tilt and uneven gaps on series of known geometry
+# ---------------------------------------------------------------------------------------------------
+
+TILT_DEG = 20.0
+
+
+def linear_hu(lps_mm: np.ndarray) -> np.ndarray:
+    """The HU field of the known-geometry tests: linear in LPS millimetres, so linear interpolation of
+    it is exact and every resampled voxel must hold the field's value at the voxel's position."""
+    return 2.0 * lps_mm[..., 0] + 3.0 * lps_mm[..., 1] - 1.5 * lps_mm[..., 2] + 40.0
+
+
+def voxel_lps(image: nib.Nifti1Image) -> np.ndarray:
+    """LPS position (mm) of every voxel, shape [i, j, k, 3]."""
+    index = np.stack(np.meshgrid(*[np.arange(n) for n in image.shape], indexing="ij"), axis=-1)
+    ras = index @ image.affine[:3, :3].T + image.affine[:3, 3]
+    return ras * [-1.0, -1.0, 1.0]
+
+
+@pytest.mark.parametrize("gaps", [[4.0] * 23, [3.0] * 12 + [5.0] * 11], ids=["even-gaps", "uneven-gaps"])
+def test_tilted_series_of_known_geometry_is_resampled_exactly(tmp_path, gaps):
+    """A 20 deg tilt about x (GE-like: the table moves along z, the slice planes lean): every voxel of
+    the corrected volume holds the field at its own position (within the 1 HU of rounding), on an
+    orthogonal grid along the slice normal with dcm2niix's spacing rule."""
+    theta = np.radians(TILT_DEG)
+    row_cosine, column_cosine = np.array([1.0, 0.0, 0.0]), np.array([0.0, np.cos(theta), -np.sin(theta)])
+    normal = np.cross(row_cosine, column_cosine)
+    distance = np.concatenate([[0.0], np.cumsum(gaps)])  # along the normal
+    origins = np.array([-20.0, -24.0, 0.0]) + (distance / np.cos(theta))[:, None] * [0.0, 0.0, 1.0]
+    rows, columns = 48, 40  # 1 mm pixels
+    r, c = np.mgrid[:rows, :columns]
+    pixels = origins[:, None, None, :] + c[..., None] * row_cosine + r[..., None] * column_cosine
+    write_ct_series(tmp_path / "dicom", hu=np.round(linear_hu(pixels)), positions_z=list(origins[:, 2]),
+                    origin_xy=(-20.0, -24.0), orientation=(*row_cosine, *column_cosine), pixel_spacing=1.0,
+                    slice_thickness=[*gaps, gaps[-1]], gantry_tilt=TILT_DEG, patient_id="T1")  # fmt: skip
+    (tmp_path / "c.csv").write_text(CLINICAL_HEADER + "T,T1,0,50,M,none\n")
+    scans = convert_tree(
+        tmp_path / "dicom", tmp_path / "c.csv", tmp_path / "n", tmp_path / "q.tsv", tmp_path / "s.tsv"
+    )
+    image = nib.load(scans.loc[0, "nifti"])
+
+    extent = distance[-1]
+    n_expected = (
+        len(distance) if len(set(gaps)) == 1 else min(int(np.ceil(extent / min(gaps))) + 1, 2 * len(distance))
+    )
+    spacing = extent / (n_expected - 1)
+    assert image.shape[2] == n_expected == scans.loc[0, "n_slices"]
+    axes = image.affine[:3, :3] * np.array([-1.0, -1.0, 1.0])[:, None]  # LPS directions of i, j, k
+    # (positions are written with 4 decimals, cosines with 6)
+    np.testing.assert_allclose(np.linalg.norm(axes, axis=0), [1.0, 1.0, spacing], atol=1e-4)
+    gram = axes.T @ axes
+    np.testing.assert_allclose(gram - np.diag(np.diag(gram)), 0.0, atol=1e-4)  # orthogonal grid
+    np.testing.assert_allclose(np.abs(axes[:, 2] @ normal), spacing, atol=1e-4)  # slices along the normal
+
+    # Voxels inside the acquired slab: between the first and last plane and, on both planes around
+    # the voxel, within the slice's rows and columns.
+    lps = voxel_lps(image)
+    depth = (lps - origins[0]) @ normal
+    upper = np.clip(np.searchsorted(distance, depth), 1, len(distance) - 1)
+    covered = (depth >= -1e-6) & (depth <= extent + 1e-6)
+    for k in (upper - 1, upper):
+        relative = lps - origins[k]
+        covered &= (relative @ column_cosine >= 0) & (relative @ column_cosine <= rows - 1)
+        covered &= (relative @ row_cosine >= 0) & (relative @ row_cosine <= columns - 1)
+    assert covered.mean() > 0.5
+    error = np.abs(image.get_fdata() - linear_hu(lps))[covered]
+    assert error.max() <= 1.0 and error.mean() <= 0.5
+    qc = pd.read_csv(tmp_path / "q.tsv", sep="\t")
+    assert "gantry tilt 20.00 deg resampled to an orthogonal grid" in qc.loc[0, "correction"]
+    assert ("uneven gaps 3.00-5.00 mm" in qc.loc[0, "correction"]) == (len(set(gaps)) > 1)
+
+
+def test_uneven_gaps_are_equalised_or_refused(generated):
+    """Patient A's series with gaps of 5, 5.3 and 4.7 mm: linear interpolation along z onto even
+    spacing (the smallest gap, at most twice the slices); refused with convert.uneven_spacing: refuse."""
+    tmp, uids, scans, qc = generated
+    row = scans.set_index("series_key").loc[series_key(uids["uneven"])]
+    z = UNEVEN_Z
+    n_slices = min(int(np.ceil(z[-1] / 4.7)) + 1, 2 * len(z))
+    output_z = np.arange(n_slices) * z[-1] / (n_slices - 1)
+    hu = head_phantom(24, 32, 32, seed=0)  # [slice, row, column]
+    expected = np.stack([np.interp(output_z, z, hu[:, i, j]) for i, j in np.ndindex(32, 32)], axis=-1)
+    expected = expected.reshape(n_slices, 32, 32).transpose(2, 1, 0)[::-1, ::-1, :]  # RAS voxel order
+    image = nib.load(row["nifti"])
+    assert image.shape == (32, 32, n_slices) and row["n_slices"] == n_slices
+    assert np.abs(image.get_fdata() - expected).max() <= 0.5 + 1e-3  # the output rounds to int16 HU
+    assert image.affine[2, 2] == pytest.approx(z[-1] / (n_slices - 1))
+    assert "uneven gaps 4.70-5.30 mm equalised" in qc_row(qc, series_key(uids["uneven"]))["correction"]
+
+    from htct.dicom.discover import read_header
+    from htct.dicom.series import classify_series
+
+    folder = next(tmp.joinpath("dicom").glob("*/uneven"))
+    headers = [read_header(p, folder) for p in sorted(folder.iterdir())]
+    verdict = classify_series(headers, 20, "correct", 0.1, uneven_spacing="refuse")
+    assert verdict.reason.startswith("uneven slice spacing (gaps 4.70-5.30 mm")

@@ -23,6 +23,7 @@ from htct.preprocess import (
     slice_resampling_matrix,
     uncrop_to_scan,
 )
+from htct.preprocess.brain import head_mask
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -175,6 +176,54 @@ def test_crop_box_follows_head_position_and_size() -> None:
     np.testing.assert_allclose(shifted[0], centred[0], atol=1e-5)
     # The head (scalp outline, 166 mm long) spans the frame up to the 5 mm margins.
     assert centred[2].box_side_mm == pytest.approx(2 * (72 + 11) + 2 * 5, abs=4.0)
+
+
+def dry_skull_phantom(matrix: int = 96, pixel_mm: float = 2.5, n_slices: int = 30) -> dict[str, np.ndarray]:
+    """A dry-skull phantom like dcm_qa_ct's Philips one, in NIfTI order (i, j, k), 5 mm slices.
+
+    Air inside a 4 mm skull (an in-plane opening by 4 mm removes it, except a 12 mm thick frontal
+    boss that survives as a piece of its own), a 30 HU insert in the back of the skull, and a 15 mm
+    table plate 30 mm behind the head (the largest piece that survives the opening).
+    """
+    offsets = (np.arange(matrix) - (matrix - 1) / 2.0) * pixel_mm
+    x, y = np.meshgrid(offsets, offsets, indexing="ij")
+    radius = np.sqrt((x / 65.0) ** 2 + (y / 80.0) ** 2)  # 1 on the skull's outer surface
+    skull = (radius <= 1.0) & (radius >= 1.0 - 4.0 / 70.0)
+    skull |= (radius <= 1.0) & (radius >= 1.0 - 12.0 / 80.0) & (y > 60.0) & (np.abs(x) < 25.0)
+    insert = x**2 + (y + 40.0) ** 2 <= 15.0**2
+    table = (np.abs(x) <= 110.0) & (y <= -110.0) & (y >= -125.0)
+    hu = np.full((matrix, matrix, n_slices), -1000.0, dtype=np.float32)
+    head_slices = slice(3, n_slices - 3)
+    hu[:, :, head_slices][skull] = 1000.0
+    hu[:, :, head_slices][insert] = 30.0
+    hu[table] = 200.0
+    affine = np.diag([pixel_mm, pixel_mm, 5.0, 1.0])
+    in_slab = np.zeros(n_slices, dtype=bool)
+    in_slab[head_slices] = True
+    return {
+        "hu": hu,
+        "affine": affine,
+        "skull": skull[:, :, None] & in_slab,
+        "table": np.broadcast_to(table[:, :, None], hu.shape),
+    }
+
+
+def test_head_mask_keeps_a_skull_that_the_opening_splits() -> None:
+    """On a dry skull the opening leaves only an insert, a boss and the table: the head mask and the
+    crop box must still hold the whole skull (the largest surviving piece alone is the table; the
+    insert alone cut 12% of the real Philips phantom's skull away) and not the table."""
+    phantom = dry_skull_phantom()
+    hu_zij = phantom["hu"].transpose(2, 0, 1)
+    head = head_mask(hu_zij, 2.5, 2.5).transpose(1, 2, 0)
+    skull, table = phantom["skull"], phantom["table"]
+    assert head[skull].mean() > 0.9  # the skull ring itself, not only its pieces
+    assert not (head & table).any()
+    _, _, crop = preprocess_volume(phantom["hu"], phantom["affine"], size=32)
+    assert crop.box_source == "head"
+    i, j = np.nonzero(skull.any(axis=2))
+    half = crop.box_side_mm / 2.5 / 2.0
+    assert np.all(np.abs(i - crop.box_centre_i) <= half) and np.all(np.abs(j - crop.box_centre_j) <= half)
+    assert crop.box_side_mm < 2 * 80 + 2 * 5 + 10  # the skull plus margins: not the table's 220 mm
 
 
 def test_skull_strip_removes_bone_keeps_brain() -> None:

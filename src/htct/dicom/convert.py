@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from htct.dicom.discover import SliceHeader, file_key, iter_files, read_header, series_key, sop_class_name
-from htct.dicom.series import SeriesVerdict, classify_series
+from htct.dicom.reconstruction import Reconstruction, classify_reconstruction
+from htct.dicom.series import GANTRY_TILT_POLICIES, UNEVEN_SPACING_POLICIES, SeriesVerdict, classify_series
 from htct.dicom.volume import PixelDataError, build_hu_volume, write_nifti
 from htct.errors import HTCTInputError
 
@@ -27,13 +28,14 @@ log = logging.getLogger(__name__)
 QC_COLUMNS = [
     "series_key", "patient_id", "scan_id", "study_rank", "modality", "sop_class", "image_type", "n_files",
     "n_slices", "rows", "columns", "pixel_spacing_mm", "slice_thickness_mm", "slice_spacing_mm", "tilt_deg",
-    "status", "reason", "notes",
+    "reconstruction", "correction", "status", "reason", "notes",
 ]  # fmt: skip
 SCANS_COLUMNS = [
     "scan_id", "patient_id", "label", "study_rank", "nifti", "n_slices", "slice_thickness_mm",
     "slice_spacing_mm", "pixel_spacing_mm", "rows", "columns", "series_key",
 ]  # fmt: skip
-# architecture.md: of several acceptable axial series in one study, keep the one closest to 5 mm.
+# Of several acceptable axial series in one study keep a soft-tissue reconstruction, then the one
+# closest to 5 mm, then the one with most slices (docs/conversion.md).
 PREFERRED_THICKNESS_MM = 5.0
 HEADER_PROCESS_THRESHOLD = 400  # below this many files, process start-up costs more than it saves
 
@@ -59,12 +61,27 @@ class Series:
         """StudyInstanceUID; a series without one is taken as a study of its own."""
         return self.first.study_uid or f"series:{self.uid}"
 
+    @property
+    def reconstruction(self) -> Reconstruction:
+        """Soft tissue, bone, lung, sharp or unknown, from ConvolutionKernel, SeriesDescription, ImageType."""
+        first = self.first
+        return classify_reconstruction(first.convolution_kernel, first.series_description, first.image_type)
+
+    @property
+    def thickness_distance_mm(self) -> float:
+        """How far SliceThickness is from the preferred 5 mm (infinite when absent)."""
+        thickness = self.first.slice_thickness
+        return abs(thickness - PREFERRED_THICKNESS_MM) if thickness is not None else float("inf")
+
 
 def load_clinical(path: str | Path) -> pd.DataFrame:
     """The validated clinical sheet (htct.sheets); a seam so tests and other sheets can swap it."""
     from htct.sheets import load_clinical as load_sheet
 
     return load_sheet(path)
+
+
+# --- Stage 1: discover -----------------------------------------------------------------------------
 
 
 def _read_headers(paths: list[Path], dicom_dir: Path, threads: int) -> list[SliceHeader]:
@@ -75,37 +92,136 @@ def _read_headers(paths: list[Path], dicom_dir: Path, threads: int) -> list[Slic
     return [read_header(path, dicom_dir) for path in paths]
 
 
-def _study_ranks(series: Iterable[Series]) -> dict[tuple[str, str], int]:
-    """Rank each patient's studies by StudyDate, StudyTime, StudyInstanceUID (1 = earliest).
+def discover_series(dicom_dir: Path, threads: int = 1) -> list[Series]:
+    """Every file under ``dicom_dir``, found by content and grouped by SeriesInstanceUID.
 
-    Every study of the patient found in the tree counts, kept or not, so a scan_id does not change
-    when a QC rule or another series changes.
+    A file that is not a usable DICOM image is a one-file ``Series`` with an empty ``uid`` (its QC
+    row gives the problem).
+
+    Raises:
+        HTCTInputError: no DICOM image in the tree.
     """
-    studies: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
-    for s in series:
-        if s.patient_id:
-            studies[s.patient_id].add((s.first.study_date, s.first.study_time, s.study_key))
-    ranks = {}
-    for patient_id, keys in studies.items():
-        for rank, (_, _, study_key) in enumerate(sorted(keys), start=1):
-            ranks[(patient_id, study_key)] = rank
-    return ranks
+    headers = _read_headers(list(iter_files(dicom_dir)), dicom_dir, threads)
+    if not any(not h.problem for h in headers):
+        raise HTCTInputError(
+            f"no DICOM image found in {dicom_dir} ({len(headers)} files looked at); point data: dicom_dir "
+            "in config.yaml at the folder holding the exported DICOM files"
+        )
+    series: list[Series] = []
+    by_uid: dict[str, list[SliceHeader]] = defaultdict(list)
+    for header in headers:
+        if not header.problem and not header.series_uid:
+            header.problem = "DICOM file without SeriesInstanceUID"
+        if header.problem:
+            series.append(Series(uid="", slices=[header]))
+        else:
+            by_uid[header.series_uid].append(header)
+    return series + [Series(uid=uid, slices=slices) for uid, slices in by_uid.items()]
 
 
-def _preference(s: Series) -> tuple[float, int, str]:
-    thickness = s.first.slice_thickness
-    distance = abs(thickness - PREFERRED_THICKNESS_MM) if thickness is not None else float("inf")
-    return (distance, -len(s.slices), series_key(s.uid))
+# --- Stage 2: series rules, patients, studies --------------------------------------------------------
+
+
+def classify_images(images: Iterable[Series], patient_of: dict[str, str], **rules: object) -> None:
+    """Apply the series rules (``classify_series``, keyword ``rules``) and match each series to a patient."""
+    for s in images:
+        s.patient_id = patient_of.get(s.first.patient_id, "")
+        s.verdict = classify_series(s.slices, **rules)  # type: ignore[arg-type]
+        if not s.verdict.reason and not s.patient_id:
+            s.verdict.reason = "patient not in the clinical sheet (PatientID matches no dicom_patient_id)"
+
+
+def rank_studies(images: Iterable[Series]) -> None:
+    """Rank each patient's studies (StudyInstanceUID) by StudyDate, StudyTime, then UID (1 = earliest).
+
+    A study is ranked once, at its earliest StudyDate/StudyTime over its series (a scout may carry a
+    later StudyTime than the axial series of its study). Every study of the patient found in the
+    tree counts, kept or not, so a scan_id does not change when a QC rule or another series changes.
+    """
+    images = [s for s in images if s.patient_id]
+    start: dict[tuple[str, str], tuple[str, str]] = {}
+    for s in images:
+        key, when = (s.patient_id, s.study_key), (s.first.study_date, s.first.study_time)
+        start[key] = min(start.get(key, when), when)
+    ranks: dict[tuple[str, str], int] = {}
+    n_ranked: dict[str, int] = defaultdict(int)
+    for key in sorted(start, key=lambda key: (key[0], *start[key], key[1])):
+        n_ranked[key[0]] += 1
+        ranks[key] = n_ranked[key[0]]
+    for s in images:
+        s.study_rank = ranks[(s.patient_id, s.study_key)]
+
+
+# --- Stage 3: one series per study, converted ------------------------------------------------------
+
+
+def preference(s: Series) -> tuple[int, float, int, str]:
+    """Sort key of a study's acceptable series: soft tissue first, then closest to 5 mm, most slices."""
+    return (s.reconstruction.rank, s.thickness_distance_mm, -len(s.slices), series_key(s.uid))
+
+
+def why_kept(kept: Series, other: Series) -> str:
+    """Why ``kept`` is the study's scan rather than ``other`` (which comes after it in ``preference``)."""
+    if kept.reconstruction.rank != other.reconstruction.rank:
+        return f"{kept.reconstruction.describe()} preferred over this {other.reconstruction.describe()}"
+    if kept.thickness_distance_mm != other.thickness_distance_mm:
+        return (
+            f"its {kept.first.slice_thickness:g} mm slices are closer to {PREFERRED_THICKNESS_MM:g} mm "
+            f"than these {other.first.slice_thickness or 0:g} mm"
+        )
+    if len(kept.slices) != len(other.slices):
+        return f"more slices ({len(kept.slices)} vs {len(other.slices)})"
+    return "same reconstruction, thickness and slice count: the lower series_key"
 
 
 def _convert_one(slices: list[SliceHeader], verdict: SeriesVerdict, path: Path, threads: int) -> str:
     """Build and write one volume; returns "" or the QC reason when its pixels cannot be read."""
     try:
-        volume = build_hu_volume(slices, verdict.geometry, threads=threads)  # type: ignore[arg-type]
+        volume = build_hu_volume(slices, verdict.geometry, threads, verdict.correction)  # type: ignore[arg-type]
     except PixelDataError as error:
         return str(error)
     write_nifti(volume, path, threads=threads)
     return ""
+
+
+def _convert_batch(jobs: list[Series], threads: int) -> list[str]:
+    """Convert series in parallel processes (several jobs) or with threads inside one (a single job)."""
+    if threads > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=threads) as pool:
+            return list(pool.map(_convert_one, [s.slices for s in jobs], [s.verdict for s in jobs],
+                                 [Path(s.nifti) for s in jobs], [1] * len(jobs)))  # fmt: skip
+    return [_convert_one(s.slices, s.verdict, Path(s.nifti), threads) for s in jobs]
+
+
+def convert_studies(images: Iterable[Series], nifti_dir: Path, threads: int = 1) -> None:
+    """Convert one series per study, the first by ``preference``; when its pixels turn out unreadable,
+    the next one. Sets ``scan_id``/``nifti`` on the kept series and the reason on the others."""
+    candidates: dict[tuple[str, str], list[Series]] = defaultdict(list)
+    for s in images:
+        if not s.verdict.reason:
+            candidates[(s.patient_id, s.study_key)].append(s)
+    pending = {study: sorted(group, key=preference) for study, group in candidates.items()}
+    while pending:
+        picks = {study: group[0] for study, group in pending.items()}
+        for s in picks.values():
+            s.scan_id = f"{s.patient_id}_scan{s.study_rank}"
+            s.nifti = str(nifti_dir / f"{s.scan_id}.nii.gz")
+        reasons = _convert_batch(list(picks.values()), threads)
+        next_pending = {}
+        for (study, pick), reason in zip(picks.items(), reasons, strict=True):
+            if reason:
+                pick.verdict.reason, pick.scan_id, pick.nifti = reason, "", ""
+                if len(pending[study]) > 1:
+                    next_pending[study] = pending[study][1:]
+                continue
+            for other in pending[study][1:]:
+                other.verdict.reason = (
+                    f"duplicate series in study (kept series {series_key(pick.uid)}: {why_kept(pick, other)})"
+                )
+        pending = next_pending
+
+
+# --- Stage 4: QC and scans tables ------------------------------------------------------------------
 
 
 def _fmt(value: float | None, digits: int = 4) -> float | None:
@@ -137,10 +253,79 @@ def _qc_row(s: Series) -> dict:
         "slice_thickness_mm": _fmt(first.slice_thickness),
         "slice_spacing_mm": _fmt(geometry.slice_spacing_mm) if geometry is not None else None,
         "tilt_deg": _fmt(geometry.tilt_deg, 2) if geometry is not None else None,
+        "reconstruction": s.reconstruction.describe() if geometry is not None else "",  # axial CT candidates
+        "correction": s.verdict.correction.describe() if s.verdict.correction is not None else "",
         "status": "kept" if s.scan_id and not s.verdict.reason else "excluded",
         "reason": s.verdict.reason,
         "notes": "; ".join(s.verdict.notes),
     }
+
+
+def qc_table(series: Iterable[Series]) -> pd.DataFrame:
+    """results/qc/series.tsv: one row per series and per unusable file, kept rows first."""
+    qc = pd.DataFrame([_qc_row(s) for s in series], columns=QC_COLUMNS)
+    for column in ("study_rank", "n_files", "n_slices", "rows", "columns"):
+        qc[column] = qc[column].astype("Int64")
+    return qc.sort_values(["status", "patient_id", "study_rank", "series_key"], ascending=[False, True, True, True],
+                          na_position="last", kind="stable")  # fmt: skip
+
+
+def _grid_columns(s: Series) -> dict:
+    """The voxel grid of a kept scan's NIfTI (the resampled grid for a tilt/gap-corrected series)."""
+    grid, geometry = s.verdict.correction, s.verdict.geometry
+    spacing = grid.spacing_mm if grid is not None else geometry.slice_spacing_mm  # type: ignore[union-attr]
+    return {
+        "n_slices": grid.n_slices if grid is not None else len(s.slices),
+        "slice_thickness_mm": _fmt(s.first.slice_thickness),
+        "slice_spacing_mm": _fmt(spacing),
+        "pixel_spacing_mm": _fmt(s.first.pixel_spacing[0]),  # type: ignore[index]
+        "rows": grid.n_rows if grid is not None else s.first.rows,
+        "columns": grid.n_columns if grid is not None else s.first.columns,
+    }
+
+
+def scans_table(kept: Iterable[Series], label_of: dict[str, int]) -> pd.DataFrame:
+    """results/qc/scans.tsv: the kept scans, by patient and study rank."""
+    rows = [
+        {"scan_id": s.scan_id, "patient_id": s.patient_id, "label": label_of[s.patient_id],
+         "study_rank": s.study_rank, "nifti": s.nifti, **_grid_columns(s), "series_key": series_key(s.uid)}
+        for s in kept
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=SCANS_COLUMNS).sort_values(["patient_id", "study_rank"], kind="stable")
+
+
+def write_tables(
+    series: list[Series], clinical: pd.DataFrame, qc_tsv: str | Path, scans_tsv: str | Path
+) -> pd.DataFrame:
+    """Write the QC and scans tables, log the patients left without a scan; returns the scans table."""
+    qc = qc_table(series)
+    kept = [s for s in series if s.scan_id]
+    label_of = dict(zip(clinical["patient_id"].astype(str), clinical["label"].astype(int), strict=True))
+    scans = scans_table(kept, label_of)
+    for path, table in ((qc_tsv, qc), (scans_tsv, scans)):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(path, sep="\t", index=False)
+    without_scan = sorted(set(clinical["patient_id"].astype(str)) - {s.patient_id for s in kept})
+    if without_scan:
+        log.warning(
+            "%d patient(s) in the clinical sheet have no kept scan (see %s): %s",
+            len(without_scan), qc_tsv, ", ".join(without_scan[:20]) + (" ..." if len(without_scan) > 20 else ""),
+        )  # fmt: skip
+    n_excluded = int((qc["status"] == "excluded").sum())
+    log.info("converted %d scan(s); %d series/files excluded (see %s)", len(kept), n_excluded, qc_tsv)
+    return scans.reset_index(drop=True)
+
+
+def _check_policies(**policies: str) -> None:
+    allowed = {"gantry_tilt": GANTRY_TILT_POLICIES, "uneven_spacing": UNEVEN_SPACING_POLICIES}
+    for key, value in policies.items():
+        if value not in allowed[key]:
+            raise HTCTInputError(
+                f"convert.{key}: {value!r} is not one of {', '.join(allowed[key])}; fix config.yaml"
+            )
+
+
+# --- The whole tree --------------------------------------------------------------------------------
 
 
 def convert_tree(
@@ -150,17 +335,20 @@ def convert_tree(
     qc_tsv: str | Path,
     scans_tsv: str | Path,
     min_slices: int = 20,
-    gantry_tilt: str = "refuse",
+    gantry_tilt: str = "correct",
     max_spacing_deviation_mm: float = 0.1,
     threads: int = 1,
+    uneven_spacing: str = "equalise",
 ) -> pd.DataFrame:
     """Convert every acceptable axial CT study under ``dicom_dir`` to ``{nifti_dir}/{scan_id}.nii.gz``.
 
-    Files are recognised by content in any layout and grouped by SeriesInstanceUID. Each series is
-    kept or excluded by the rules in ``htct.dicom.series.classify_series`` (scout, secondary capture,
-    non-CT, too few slices, duplicate or missing slices, gantry tilt, uneven spacing, inconsistent
-    matrix, unreadable pixels, missing codec), then by patient (not in the clinical sheet) and by
-    study (one scan per study: thickness closest to 5 mm, then most slices).
+    The stages: ``discover_series`` (files recognised by content in any layout, grouped by
+    SeriesInstanceUID); ``classify_images`` (the rules of ``htct.dicom.series.classify_series``:
+    scout, secondary capture, non-CT, too few slices, duplicate or missing slices, gantry tilt and
+    uneven spacing when refused, inconsistent matrix, missing codec; then the patient match);
+    ``rank_studies``; ``convert_studies`` (one scan per study: a soft-tissue reconstruction first,
+    then thickness closest to 5 mm, then most slices; tilted or unevenly spaced series resampled);
+    ``write_tables``.
 
     Args:
         dicom_dir: root of the DICOM tree.
@@ -169,8 +357,11 @@ def convert_tree(
         qc_tsv: QC table, one row per series and per non-DICOM file.
         scans_tsv: table of the kept scans.
         min_slices: fewer axial slices than this excludes a series.
-        gantry_tilt: "refuse" (exclude tilted series); "correct" is not implemented yet.
-        max_spacing_deviation_mm: largest allowed deviation of a slice gap from the median gap.
+        gantry_tilt: "correct" (resample tilted series onto an orthogonal grid, as dcm2niix) or
+            "refuse" (exclude them).
+        max_spacing_deviation_mm: gaps further than this from the median gap are uneven.
+        uneven_spacing: "equalise" (resample unevenly spaced series to even spacing, as dcm2niix) or
+            "refuse" (exclude them). Gaps that leave a hole (missing slices) are refused either way.
         threads: CPU cores to use (series in parallel processes, or slice reads and gzip in threads).
 
     Returns:
@@ -185,117 +376,18 @@ def convert_tree(
         ...                      "results/qc/scans.tsv", threads=2)  # doctest: +SKIP
     """
     dicom_dir, nifti_dir = Path(dicom_dir), Path(nifti_dir)
-    if gantry_tilt != "refuse":
-        raise HTCTInputError(
-            f"convert.gantry_tilt: {gantry_tilt!r} is not supported yet; set it to 'refuse' in config.yaml "
-            "(tilted series are then excluded and listed in results/qc/series.tsv)"
-        )
+    _check_policies(gantry_tilt=gantry_tilt, uneven_spacing=uneven_spacing)
     if not dicom_dir.is_dir():
         raise HTCTInputError(f"DICOM folder not found: {dicom_dir} (set data: dicom_dir in config.yaml)")
     clinical = load_clinical(clinical_csv)
     patient_of = dict(
         zip(clinical["dicom_patient_id"].astype(str), clinical["patient_id"].astype(str), strict=True)
     )
-
-    headers = _read_headers(list(iter_files(dicom_dir)), dicom_dir, threads)
-    if not any(not h.problem for h in headers):
-        raise HTCTInputError(
-            f"no DICOM image found in {dicom_dir} ({len(headers)} files looked at); point data: dicom_dir "
-            "in config.yaml at the folder holding the exported DICOM files"
-        )
+    series = discover_series(dicom_dir, threads)
     nifti_dir.mkdir(parents=True, exist_ok=True)  # also when nothing is kept: Snakemake expects the folder
-    series: list[Series] = []
-    by_uid: dict[str, list[SliceHeader]] = defaultdict(list)
-    for header in headers:
-        if header.problem:
-            series.append(Series(uid="", slices=[header]))
-        elif not header.series_uid:
-            header.problem = "DICOM file without SeriesInstanceUID"
-            series.append(Series(uid="", slices=[header]))
-        else:
-            by_uid[header.series_uid].append(header)
-    images = [Series(uid=uid, slices=slices) for uid, slices in by_uid.items()]
-    series += images
-
-    for s in images:
-        s.patient_id = patient_of.get(s.first.patient_id, "")
-        s.verdict = classify_series(s.slices, min_slices, gantry_tilt, max_spacing_deviation_mm)
-        if not s.verdict.reason and not s.patient_id:
-            s.verdict.reason = "patient not in the clinical sheet (PatientID matches no dicom_patient_id)"
-    ranks = _study_ranks(images)
-    candidates: dict[tuple[str, str], list[Series]] = defaultdict(list)
-    for s in images:
-        if s.patient_id:
-            s.study_rank = ranks[(s.patient_id, s.study_key)]
-        if not s.verdict.reason:
-            candidates[(s.patient_id, s.study_key)].append(s)
-
-    # One scan per study; when the preferred series' pixels turn out unreadable, the next one is tried.
-    pending = {study: sorted(group, key=_preference) for study, group in candidates.items()}
-    while pending:
-        picks = {study: group[0] for study, group in pending.items()}
-        for s in picks.values():
-            s.scan_id = f"{s.patient_id}_scan{s.study_rank}"
-            s.nifti = str(nifti_dir / f"{s.scan_id}.nii.gz")
-        jobs = list(picks.values())
-        if threads > 1 and len(jobs) > 1:
-            with ProcessPoolExecutor(max_workers=threads) as pool:
-                reasons = list(pool.map(_convert_one, [s.slices for s in jobs], [s.verdict for s in jobs],
-                                        [Path(s.nifti) for s in jobs], [1] * len(jobs)))  # fmt: skip
-        else:
-            reasons = [_convert_one(s.slices, s.verdict, Path(s.nifti), threads) for s in jobs]
-        next_pending = {}
-        for (study, pick), reason in zip(picks.items(), reasons, strict=True):
-            if reason:
-                pick.verdict.reason, pick.scan_id, pick.nifti = reason, "", ""
-                if len(pending[study]) > 1:
-                    next_pending[study] = pending[study][1:]
-            else:
-                for other in pending[study][1:]:
-                    other.verdict.reason = f"duplicate series in study (kept series {series_key(pick.uid)})"
-        pending = next_pending
-
-    qc = pd.DataFrame([_qc_row(s) for s in series], columns=QC_COLUMNS)
-    for column in ("study_rank", "n_files", "n_slices", "rows", "columns"):
-        qc[column] = qc[column].astype("Int64")
-    qc = qc.sort_values(["status", "patient_id", "study_rank", "series_key"], ascending=[False, True, True, True],
-                        na_position="last", kind="stable")  # fmt: skip
-    kept = [s for s in images if s.scan_id]
-    label_of = dict(zip(clinical["patient_id"].astype(str), clinical["label"].astype(int), strict=True))
-    scans = pd.DataFrame(
-        [
-            {
-                "scan_id": s.scan_id,
-                "patient_id": s.patient_id,
-                "label": label_of[s.patient_id],
-                "study_rank": s.study_rank,
-                "nifti": s.nifti,
-                "n_slices": len(s.slices),
-                "slice_thickness_mm": _fmt(s.first.slice_thickness),
-                "slice_spacing_mm": _fmt(s.verdict.geometry.slice_spacing_mm),  # type: ignore[union-attr]
-                "pixel_spacing_mm": _fmt(s.first.pixel_spacing[0]),  # type: ignore[index]
-                "rows": s.first.rows,
-                "columns": s.first.columns,
-                "series_key": series_key(s.uid),
-            }
-            for s in kept
-        ],
-        columns=SCANS_COLUMNS,
-    ).sort_values(["patient_id", "study_rank"], kind="stable")
-    for path, table in ((qc_tsv, qc), (scans_tsv, scans)):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(path, sep="\t", index=False)
-
-    without_scan = sorted(set(clinical["patient_id"].astype(str)) - {s.patient_id for s in kept})
-    if without_scan:
-        log.warning(
-            "%d patient(s) in the clinical sheet have no kept scan (see %s): %s",
-            len(without_scan), qc_tsv, ", ".join(without_scan[:20]) + (" ..." if len(without_scan) > 20 else ""),
-        )  # fmt: skip
-    log.info(
-        "converted %d scan(s); %d series/files excluded (see %s)",
-        len(kept),
-        int((qc["status"] == "excluded").sum()),
-        qc_tsv,
-    )
-    return scans.reset_index(drop=True)
+    images = [s for s in series if s.uid]
+    classify_images(images, patient_of, min_slices=min_slices, gantry_tilt=gantry_tilt,
+                    max_spacing_deviation_mm=max_spacing_deviation_mm, uneven_spacing=uneven_spacing)  # fmt: skip
+    rank_studies(images)
+    convert_studies(images, nifti_dir, threads)
+    return write_tables(series, clinical, qc_tsv, scans_tsv)

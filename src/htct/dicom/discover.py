@@ -20,6 +20,11 @@ CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 # Transfer syntaxes whose Pixel Data is a plain little-endian array we can read with numpy directly.
 NATIVE_LITTLE_ENDIAN = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
+# Uncompressed too, but not at a file offset numpy can read: the whole dataset after the file meta is
+# deflated, or every value is big endian. pydicom decodes their pixels (slower, and rare).
+DEFLATED_EXPLICIT_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
+EXPLICIT_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+PIXEL_DATA_TAG = {True: b"\xe0\x7f\x10\x00", False: b"\x7f\xe0\x00\x10"}  # (7FE0,0010), by little_endian
 UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
@@ -57,6 +62,8 @@ class SliceHeader:
     study_time: str = ""
     series_uid: str = ""
     image_type: tuple[str, ...] = ()
+    convolution_kernel: str = ""  # ConvolutionKernel, e.g. "H31s", "Hr40f\\3", "STANDARD", "UB", "FC21"
+    series_description: str = ""  # free text: read to classify the reconstruction, never written out
     rows: int = 0
     columns: int = 0
     bits_allocated: int = 0
@@ -181,13 +188,21 @@ class _Fields:
 
 
 def _locate_pixel_data(handle, ds: pydicom.Dataset, header: SliceHeader) -> None:
-    """Record where the Pixel Data value starts (handle is positioned at its tag after stop_before_pixels)."""
+    """Record where the Pixel Data value starts (handle is positioned at its tag after stop_before_pixels).
+
+    Only little-endian values get an offset (the fast path); a big-endian Pixel Data element is
+    recorded as present and left to pydicom. A deflated dataset was inflated in memory by pydicom, so
+    the handle says nothing: the file is read once more, whole, to see whether it holds pixels.
+    """
+    if header.transfer_syntax_uid == DEFLATED_EXPLICIT_LITTLE_ENDIAN:
+        header.has_pixel_data = 0x7FE00010 in pydicom.dcmread(header.path, force=True)
+        return
     start = handle.tell()
     element = handle.read(12)
-    if len(element) < 12 or element[:4] != b"\xe0\x7f\x10\x00":
+    implicit_vr, little_endian = ds.original_encoding
+    if len(element) < 12 or element[:4] != PIXEL_DATA_TAG[bool(little_endian)]:
         return
     header.has_pixel_data = True  # from here on, an unlocated value is left to pydicom to decode
-    implicit_vr, little_endian = ds.original_encoding
     if not little_endian:
         return
     if implicit_vr:  # tag (4) + length (4)
@@ -196,6 +211,14 @@ def _locate_pixel_data(handle, ds: pydicom.Dataset, header: SliceHeader) -> None
     elif element[4:6] in (b"OB", b"OW") and element[6:8] == b"\x00\x00":  # tag, VR, reserved, length (4)
         header.pixel_length = struct.unpack("<I", element[8:12])[0]
         header.pixel_offset = start + 12
+
+
+def _transfer_syntax(ds: pydicom.Dataset) -> str:
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        return str(meta.TransferSyntaxUID)
+    # A preamble-less raw dataset: pydicom guessed the encoding.
+    return "1.2.840.10008.1.2" if ds.original_encoding[0] else "1.2.840.10008.1.2.1"
 
 
 def read_header(path: Path, dicom_dir: Path) -> SliceHeader:
@@ -223,6 +246,7 @@ def read_header(path: Path, dicom_dir: Path) -> SliceHeader:
             ):
                 header.problem = "not a DICOM file"
                 return header
+            header.transfer_syntax_uid = _transfer_syntax(ds)
             _locate_pixel_data(handle, ds, header)
     except Exception as error:  # noqa: BLE001 - one corrupt file is a QC row, never a crash of the cohort
         header.problem = f"unreadable DICOM header ({type(error).__name__})"
@@ -235,12 +259,6 @@ def read_header(path: Path, dicom_dir: Path) -> SliceHeader:
         header.problem = "DICOMDIR (directory index of a DICOM export, not an image)"
         return header
     try:
-        header.transfer_syntax_uid = (
-            str(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta else ""
-        )
-        if not header.transfer_syntax_uid:  # preamble-less raw dataset: pydicom guessed the encoding
-            implicit = bool(ds.original_encoding[0])
-            header.transfer_syntax_uid = "1.2.840.10008.1.2" if implicit else "1.2.840.10008.1.2.1"
         fields = _Fields(ds)
         header.modality = fields.text(0x00080060)
         # PatientID (LO) goes through pydicom, which applies the Specific Character Set.
@@ -250,6 +268,8 @@ def read_header(path: Path, dicom_dir: Path) -> SliceHeader:
         header.study_date = fields.text(0x00080020)
         header.study_time = fields.text(0x00080030)
         header.image_type = tuple(v.upper() for v in fields.texts(0x00080008))
+        header.convolution_kernel = fields.text(0x00181210)
+        header.series_description = fields.text(0x0008103E)
         header.rows = fields.unsigned_short(0x00280010, 0)
         header.columns = fields.unsigned_short(0x00280011, 0)
         header.bits_allocated = fields.unsigned_short(0x00280100, 0)

@@ -9,6 +9,7 @@ from pydicom.pixels import get_decoder
 from pydicom.uid import UID
 
 from htct.dicom.discover import CT_IMAGE_STORAGE, SliceHeader
+from htct.dicom.resample import GridCorrection, plan_correction
 
 # Codecs pydicom needs per compressed transfer syntax (named in the QC reason when none is installed).
 CODEC_PACKAGES = {
@@ -30,6 +31,10 @@ CODEC_PACKAGES = {
 DUPLICATE_POSITION_MM = 0.01
 TILT_TOLERANCE_DEG = 0.1
 ORIENTATION_TOLERANCE = 1e-4
+# A gap this many times the spacing its neighbours lead one to expect is a hole: missing slices.
+MISSING_GAP_FACTOR = 1.5
+GANTRY_TILT_POLICIES = ("correct", "refuse")
+UNEVEN_SPACING_POLICIES = ("equalise", "refuse")
 
 
 @dataclass
@@ -53,6 +58,7 @@ class SeriesVerdict:
     reason: str = ""
     geometry: SeriesGeometry | None = None
     notes: list[str] = field(default_factory=list)
+    correction: GridCorrection | None = None  # set when the slices are resampled (tilt, uneven gaps)
 
 
 def missing_codec(transfer_syntax_uid: str) -> str:
@@ -106,22 +112,54 @@ def _consistent(slices: list[SliceHeader]) -> str:
     return ""
 
 
+def _spacing_reason(
+    slices: list[SliceHeader], geometry: SeriesGeometry, uneven_spacing: str, max_deviation_mm: float
+) -> str:
+    """The QC reason for missing slices or (when refused) uneven gaps; "" when the gaps are acceptable.
+
+    A gap is a hole (missing slices) when it is at least ``MISSING_GAP_FACTOR`` times both the median
+    gap and the mean SliceThickness of the two slices around it: the thickness keeps a protocol that
+    changes thickness inside the series (4 mm slices, then 7 mm) from counting as missing slices, the
+    median catches a slice missing from a series of overlapping slices.
+    """
+    gaps, spacing = geometry.gaps_mm, geometry.slice_spacing_mm
+    thickness = np.array([slices[i].slice_thickness or 0.0 for i in geometry.order])
+    expected = np.maximum(spacing, (thickness[:-1] + thickness[1:]) / 2)
+    holes = gaps >= MISSING_GAP_FACTOR * expected
+    if holes.any():
+        n_missing = int(round(float(np.sum(gaps[holes] / spacing - 1))))
+        largest = float(gaps[holes].max())
+        return f"missing slices (gap of {largest:.2f} mm where spacing is {spacing:.2f} mm; ~{n_missing} missing)"
+    deviation = float(np.abs(gaps - spacing).max())
+    if uneven_spacing == "refuse" and deviation > max_deviation_mm:
+        return (
+            f"uneven slice spacing (gaps {gaps.min():.2f}-{gaps.max():.2f} mm, more than "
+            f"max_spacing_deviation_mm {max_deviation_mm:g} from {spacing:.2f} mm; convert.uneven_spacing: refuse)"
+        )
+    return ""
+
+
 def classify_series(
     slices: list[SliceHeader],
     min_slices: int,
     gantry_tilt: str,
     max_spacing_deviation_mm: float,
+    uneven_spacing: str = "refuse",
 ) -> SeriesVerdict:
     """Apply the series rules in order; the first that fails is the QC reason.
 
     Args:
         slices: headers of every file of one SeriesInstanceUID.
         min_slices: fewer axial slices than this is "too few slices".
-        gantry_tilt: "refuse" excludes tilted series; "correct" lets them through to tilt correction.
-        max_spacing_deviation_mm: largest allowed deviation of a slice gap from the median gap.
+        gantry_tilt: "refuse" excludes tilted series; "correct" plans their resampling onto an
+            orthogonal grid (``verdict.correction``).
+        max_spacing_deviation_mm: gaps further than this from the median gap are uneven.
+        uneven_spacing: "refuse" excludes series with uneven gaps; "equalise" plans their resampling
+            onto even spacing. Gaps that leave a hole in the coverage are refused either way.
 
     Returns:
-        The verdict, with the geometry when the slices could be sorted.
+        The verdict, with the geometry when the slices could be sorted and the correction to apply
+        when the series is tilted or unevenly spaced.
     """
     first = slices[0]
     verdict = SeriesVerdict()
@@ -170,35 +208,28 @@ def classify_series(
         verdict.reason = f"too few slices ({len(slices)} < min_slices {min_slices})"
         return verdict
     tag_tilt = max((abs(s.gantry_tilt) for s in slices if s.gantry_tilt is not None), default=0.0)
-    if geometry.tilt_deg > TILT_TOLERANCE_DEG:
-        if gantry_tilt == "refuse":
-            verdict.reason = (
-                f"gantry tilt {geometry.tilt_deg:.1f} deg (GantryDetectorTilt {tag_tilt:g}); sheared slices are "
-                "refused (convert.gantry_tilt: refuse)"
-            )
-            return verdict
-        verdict.notes.append(f"gantry tilt {geometry.tilt_deg:.1f} deg corrected")
-    elif tag_tilt > TILT_TOLERANCE_DEG:
+    tilted = geometry.tilt_deg > TILT_TOLERANCE_DEG
+    if tilted and gantry_tilt == "refuse":
+        verdict.reason = (
+            f"gantry tilt {geometry.tilt_deg:.1f} deg (GantryDetectorTilt {tag_tilt:g}); sheared slices are "
+            "refused (convert.gantry_tilt: refuse)"
+        )
+        return verdict
+    if not tilted and tag_tilt > TILT_TOLERANCE_DEG:
         verdict.notes.append(
             f"GantryDetectorTilt {tag_tilt:g} but slices are orthogonal to the plane (already resampled)"
         )
-    spacing = geometry.slice_spacing_mm
-    # Gaps of 1.5 spacings or more are missing slices; smaller deviations are an uneven reconstruction.
-    if geometry.tilt_deg <= TILT_TOLERANCE_DEG:
-        largest = float(geometry.gaps_mm.max())
-        if largest >= 1.5 * spacing:
-            n_missing = int(
-                round(float(np.sum(geometry.gaps_mm[geometry.gaps_mm >= 1.5 * spacing] / spacing - 1)))
-            )
-            verdict.reason = f"missing slices (gap of {largest:.2f} mm where spacing is {spacing:.2f} mm; ~{n_missing} missing)"
-            return verdict
-        deviation = float(np.abs(geometry.gaps_mm - spacing).max())
-        if deviation > max_spacing_deviation_mm:
-            verdict.reason = (
-                f"uneven slice spacing (gaps {geometry.gaps_mm.min():.2f}-{largest:.2f} mm, more than "
-                f"max_spacing_deviation_mm {max_spacing_deviation_mm:g} from {spacing:.2f} mm)"
-            )
-            return verdict
+    reason = _spacing_reason(slices, geometry, uneven_spacing, max_spacing_deviation_mm)
+    if reason:
+        verdict.reason = reason
+        return verdict
+    uneven = bool(np.abs(geometry.gaps_mm - geometry.slice_spacing_mm).max() > max_spacing_deviation_mm)
+    if tilted or uneven:
+        verdict.correction = plan_correction(
+            geometry, first.rows, first.columns, first.pixel_spacing,  # type: ignore[arg-type]
+            correct_tilt=tilted, equalise_gaps=uneven,
+        )  # fmt: skip
+        verdict.notes.append(verdict.correction.describe())
     missing = sum(not s.has_pixel_data for s in slices)
     if missing:
         verdict.reason = (

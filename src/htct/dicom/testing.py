@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, RLELossless, generate_uid
+from pydicom.filewriter import dcmwrite
+from pydicom.uid import CTImageStorage, ExplicitVRBigEndian, ExplicitVRLittleEndian, RLELossless, generate_uid
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
@@ -38,13 +39,15 @@ def write_ct_series(
     *,
     hu: np.ndarray | None = None,
     positions_z: Sequence[float] | None = None,
-    slice_thickness: float = 5.0,
+    slice_thickness: float | Sequence[float] = 5.0,
     pixel_spacing: float = 0.5,
     orientation: Sequence[float] = AXIAL,
     origin_xy: tuple[float, float] = (-8.0, -8.0),
     modality: str = "CT",
     sop_class_uid: str = CTImageStorage,
     image_type: Sequence[str] = ("ORIGINAL", "PRIMARY", "AXIAL"),
+    convolution_kernel: str | Sequence[str] = "",
+    series_description: str = "",
     rescale: tuple[float, float] | None = (1.0, -1024.0),
     patient_id: str = "PAT-001",
     patient_name: str = "Doe^Jane",
@@ -53,7 +56,10 @@ def write_ct_series(
     study_date: str = "20240101",
     study_time: str = "120000",
     gantry_tilt: float = 0.0,
+    manufacturer: str = "",
+    spatial_instance_numbers: bool = False,
     rle: bool = False,
+    transfer_syntax: str = ExplicitVRLittleEndian,
     raw_dataset: bool = False,
     file_names: Sequence[str] | None = None,
     seed: int = 0,
@@ -65,9 +71,17 @@ def write_ct_series(
         n_slices, rows, columns: volume size (ignored where ``hu`` or ``positions_z`` give it).
         hu: HU volume [slice, row, column]; a noisy head phantom when None.
         positions_z: z of each slice's ImagePositionPatient (default: 0, thickness, 2*thickness, ...).
+        slice_thickness: SliceThickness, one for all slices or one per slice.
         rescale: (RescaleSlope, RescaleIntercept) or None to leave both tags out (stored = HU then).
+        convolution_kernel, series_description: ConvolutionKernel and SeriesDescription (left out when
+            empty); a kernel may have several values (["Hr40f", "3"]).
         patient_name: written as PatientName (and into other identifying tags) to test PHI scrubbing.
+        manufacturer: Manufacturer (left out when ""); dcm2niix tunes its tilt correction to it.
+        spatial_instance_numbers: InstanceNumber 1, 2, ... along the slices (default: reversed, since
+            converters must sort by position; dcm2niix places a tilt-corrected volume wrongly then).
         rle: encode the pixels with pydicom's RLE Lossless encoder.
+        transfer_syntax: an uncompressed transfer syntax to write: Explicit VR Little Endian, Deflated
+            Explicit VR Little Endian or Explicit VR Big Endian.
         raw_dataset: write implicit-VR datasets without preamble and file meta (old exports).
         file_names: names of the files (default IM0001, ...; no extension, as many PACS exports).
 
@@ -79,8 +93,9 @@ def write_ct_series(
     if hu is not None:
         n_slices = hu.shape[0]
     if positions_z is None:
-        positions_z = [k * slice_thickness for k in range(n_slices)]
+        positions_z = [k * float(np.ravel(slice_thickness)[0]) for k in range(n_slices)]
     n_slices = len(positions_z)
+    thickness = np.broadcast_to(np.asarray(slice_thickness, dtype=float), (n_slices,))
     if hu is None:
         hu = head_phantom(n_slices, rows, columns, seed)
     rows, columns = hu.shape[1:]
@@ -95,13 +110,17 @@ def write_ct_series(
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = sop_class_uid
         meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        meta.TransferSyntaxUID = transfer_syntax
         ds = Dataset()
         ds.file_meta = meta
         ds.SOPClassUID = sop_class_uid
         ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
         ds.Modality = modality
         ds.ImageType = list(image_type)
+        if convolution_kernel:
+            ds.ConvolutionKernel = convolution_kernel
+        if series_description:
+            ds.SeriesDescription = series_description
         ds.PatientID = patient_id
         ds.PatientName = patient_name
         ds.PatientBirthDate = "19500101"
@@ -110,12 +129,15 @@ def write_ct_series(
         ds.StudyInstanceUID = study_uid
         ds.SeriesInstanceUID = series_uid
         ds.StudyDate, ds.StudyTime = study_date, study_time
-        ds.SeriesNumber, ds.InstanceNumber = 2, n_slices - k  # reverse instance order: converters must sort
+        ds.SeriesNumber = 2
+        ds.InstanceNumber = k + 1 if spatial_instance_numbers else n_slices - k
         ds.ImageOrientationPatient = [f"{v:.6f}" for v in orientation]
         ds.ImagePositionPatient = [f"{origin_xy[0]:.4f}", f"{origin_xy[1]:.4f}", f"{z:.4f}"]
         ds.PixelSpacing = [pixel_spacing, pixel_spacing]
-        ds.SliceThickness = slice_thickness
+        ds.SliceThickness = float(thickness[k])
         ds.GantryDetectorTilt = gantry_tilt
+        if manufacturer:
+            ds.Manufacturer = manufacturer
         if rescale is not None:
             ds.RescaleSlope, ds.RescaleIntercept = f"{slope:g}", f"{intercept:g}"
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
@@ -126,7 +148,11 @@ def write_ct_series(
         if rle:
             ds.compress(RLELossless, encoding_plugin="pydicom")
         path = folder / (file_names[k] if file_names else f"IM{k + 1:04d}")
-        if raw_dataset:
+        if transfer_syntax == ExplicitVRBigEndian:  # pydicom writes values as given: swap the pixels
+            ds.PixelData = stored[k].astype(stored.dtype.newbyteorder(">")).tobytes()
+            ds.preamble = b"\x00" * 128
+            dcmwrite(path, ds, implicit_vr=False, little_endian=False, force_encoding=True)
+        elif raw_dataset:
             del ds.file_meta
             ds.save_as(path, implicit_vr=True, little_endian=True, enforce_file_format=False)
         else:

@@ -18,6 +18,7 @@ import numpy as np
 import pydicom
 
 from htct.dicom.discover import SliceHeader
+from htct.dicom.resample import GridCorrection, corrected_affine_lps, resample_to_grid
 from htct.dicom.series import SeriesGeometry
 
 try:  # ISA-L's deflate is ~3x faster than zlib at the same ratio (benchmarks/bench_convert.py); optional
@@ -124,7 +125,74 @@ def _rescale(slices: list[SliceHeader]) -> tuple[np.ndarray, np.ndarray]:
     return slopes, intercepts
 
 
-def build_hu_volume(slices: list[SliceHeader], geometry: SeriesGeometry, threads: int = 1) -> HUVolume:
+def _closest_ras(
+    affine: np.ndarray, shape: tuple[int, int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Flips (per i, j, k) that bring the grid to the closest RAS+ order, the affine after them, and the
+    axis permutation nibabel still has to apply (None when the axes are already in i -> R, j -> A, k -> S
+    order, the usual case).
+    """
+    affine = affine.copy()
+    orientation = nib.orientations.io_orientation(affine)
+    if not np.array_equal(orientation[:, 0], [0, 1, 2]):
+        return affine, np.zeros(3, dtype=bool), orientation
+    flips = orientation[:, 1] < 0
+    for axis in np.flatnonzero(flips):
+        affine[:3, 3] += affine[:3, axis] * (shape[axis] - 1)
+        affine[:3, axis] *= -1
+    return affine, flips, None
+
+
+def _permute(
+    out: np.ndarray, affine: np.ndarray, orientation: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    if orientation is None:
+        return out, affine
+    # Rare (row cosine along A-P): let nibabel permute, at the cost of one extra copy.
+    data = nib.orientations.apply_orientation(out.T, orientation)
+    affine = affine @ nib.orientations.inv_ornt_aff(orientation, out.shape[::-1])
+    return np.ascontiguousarray(data.T), affine
+
+
+def _read_stack(
+    ordered: list[SliceHeader], slopes: np.ndarray, intercepts: np.ndarray, threads: int
+) -> np.ndarray:
+    """float32 HU [slice, row, column] of the slices in the given order."""
+    out = np.empty((len(ordered), ordered[0].rows, ordered[0].columns), dtype=np.float32)
+
+    def fill(k: int) -> None:
+        out[k] = read_stored_values(ordered[k]) * slopes[k] + intercepts[k]
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        list(pool.map(fill, range(len(ordered))))
+    return out
+
+
+def _build_corrected_volume(
+    ordered: list[SliceHeader], geometry: SeriesGeometry, correction: GridCorrection, threads: int
+) -> HUVolume:
+    """Tilted or unevenly spaced slices resampled onto the correction's grid (htct.dicom.resample)."""
+    slopes, intercepts = _rescale(ordered)
+    hu = resample_to_grid(_read_stack(ordered, slopes, intercepts, threads), correction)
+    affine = LPS_TO_RAS @ corrected_affine_lps(geometry, ordered[0].pixel_spacing, correction)  # type: ignore[arg-type]
+    affine, flips, orientation = _closest_ras(affine, hu.shape[::-1])
+    hu = hu[:: -1 if flips[2] else 1, :: -1 if flips[1] else 1, :: -1 if flips[0] else 1]
+    integer_hu = bool(np.all(slopes == 1) and np.all(intercepts == np.round(intercepts)))
+    if integer_hu and hu.min() >= INT16_MIN and hu.max() <= INT16_MAX:  # interpolated HU rounded, as dcm2niix
+        stored = np.empty(hu.shape, dtype=np.int16)
+        np.rint(hu, out=stored, casting="unsafe")
+    else:
+        stored = np.ascontiguousarray(hu)
+    stored, affine = _permute(stored, affine, orientation)
+    return HUVolume(stored=stored, affine=affine, scl_slope=1.0, scl_inter=0.0, notes=[correction.describe()])
+
+
+def build_hu_volume(
+    slices: list[SliceHeader],
+    geometry: SeriesGeometry,
+    threads: int = 1,
+    correction: GridCorrection | None = None,
+) -> HUVolume:
     """Read, sort and rescale the slices into the smallest exact on-disk type.
 
     Storage: int16 HU when every slope is 1 and every intercept integral (and HU fits int16); the raw
@@ -136,23 +204,22 @@ def build_hu_volume(slices: list[SliceHeader], geometry: SeriesGeometry, threads
         slices: the series' headers (any order).
         geometry: from ``measure_geometry``.
         threads: slice reads in parallel.
+        correction: the grid of a tilted or unevenly spaced series (``SeriesVerdict.correction``):
+            the slices are resampled onto it (int16 HU rounded from the interpolated values, or
+            float32 HU when the series does not store integer HU).
 
     Returns:
         The volume and its RAS+ affine.
     """
     ordered = [slices[i] for i in geometry.order]
-    affine = dicom_affine(ordered, geometry)
+    if correction is not None:
+        return _build_corrected_volume(ordered, geometry, correction, threads)
     shape = (ordered[0].columns, ordered[0].rows, len(ordered))
-    orientation = nib.orientations.io_orientation(affine)
-    permuted = not np.array_equal(orientation[:, 0], [0, 1, 2])
-    flips = orientation[:, 1] < 0 if not permuted else np.zeros(3, dtype=bool)
+    affine, flips, orientation = _closest_ras(dicom_affine(ordered, geometry), shape)
     if flips[2]:
         ordered = ordered[::-1]
     row_step = -1 if flips[1] else 1  # j (rows) is axis 0 of a slice array
     column_step = -1 if flips[0] else 1
-    for axis in np.flatnonzero(flips):
-        affine[:3, 3] += affine[:3, axis] * (shape[axis] - 1)
-        affine[:3, axis] *= -1
 
     slopes, intercepts = _rescale(ordered)
     integer_hu = bool(np.all(slopes == 1) and np.all(intercepts == np.round(intercepts)))
@@ -182,10 +249,7 @@ def build_hu_volume(slices: list[SliceHeader], geometry: SeriesGeometry, threads
     scl_slope, scl_inter = (
         (float(slopes[0]), float(intercepts[0])) if storage == "int16_scaled" else (1.0, 0.0)
     )
-    if permuted:  # rare (row cosine along A-P): let nibabel permute, at the cost of one extra copy
-        data = nib.orientations.apply_orientation(out.T, orientation)
-        affine = affine @ nib.orientations.inv_ornt_aff(orientation, shape)
-        out = np.ascontiguousarray(data.T)
+    out, affine = _permute(out, affine, orientation)
     return HUVolume(stored=out, affine=affine, scl_slope=scl_slope, scl_inter=scl_inter)
 
 
