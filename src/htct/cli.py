@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections import defaultdict
@@ -38,8 +39,11 @@ from htct.errors import HTCTInputError
 
 EXIT_INPUT_ERROR = 2
 DEFAULT_MIN_SLICES = 20  # config.yaml convert.min_slices default
-DEFAULT_GANTRY_TILT = "refuse"  # config.yaml convert.gantry_tilt default
-DEFAULT_MAX_SPACING_DEVIATION_MM = 0.1  # config.yaml convert.max_spacing_deviation_mm default
+# The conversion rules of config.yaml's convert: defaults: tilted series and uneven slice gaps are
+# resampled as the workflow's conversion does (htct.dicom.resample), so a scan predicts as it trains.
+DEFAULT_GANTRY_TILT = "correct"
+DEFAULT_UNEVEN_SPACING = "equalise"
+DEFAULT_MAX_SPACING_DEVIATION_MM = 0.1
 PREDICTIONS_TSV = "predictions.tsv"
 TSV_COLUMNS = [
     "case", "status", "p_ht", "threshold", "call", "model", "n_models", "trained_on", "series_key",
@@ -77,7 +81,9 @@ def read_single_series(dicom_dir: str | Path, min_slices: int = DEFAULT_MIN_SLIC
     if not by_series:
         raise HTCTInputError(f"no CT image series found in {dicom_dir} ({len(headers)} files looked at)")
     verdicts = {
-        uid: classify_series(slices, min_slices, DEFAULT_GANTRY_TILT, DEFAULT_MAX_SPACING_DEVIATION_MM)
+        uid: classify_series(
+            slices, min_slices, DEFAULT_GANTRY_TILT, DEFAULT_MAX_SPACING_DEVIATION_MM, DEFAULT_UNEVEN_SPACING
+        )
         for uid, slices in by_series.items()
     }
     acceptable = [uid for uid, verdict in verdicts.items() if not verdict.reason]
@@ -90,7 +96,7 @@ def read_single_series(dicom_dir: str | Path, min_slices: int = DEFAULT_MIN_SLIC
         )
     uid = acceptable[0]
     try:
-        volume = build_hu_volume(by_series[uid], verdicts[uid].geometry, threads=threads)
+        volume = build_hu_volume(by_series[uid], verdicts[uid].geometry, threads, verdicts[uid].correction)
     except PixelDataError as error:
         raise HTCTInputError(f"{dicom_dir}: cannot read the pixel data: {error}") from None
     return volume, {
@@ -290,7 +296,7 @@ def case_names(dicom_dirs: list[Path]) -> list[str]:
     """One output folder name per input folder: its name, made unique with _2, _3, ... if needed."""
     names, seen = [], defaultdict(int)
     for folder in dicom_dirs:
-        base = Path(folder).resolve().name or "case"
+        base = Path(os.path.abspath(folder)).name or "case"  # a symlink keeps its own name
         seen[base] += 1
         names.append(base if seen[base] == 1 else f"{base}_{seen[base]}")
     return names
@@ -477,7 +483,7 @@ def predict_command(args: argparse.Namespace) -> int:
         trained = load_trained_model(args.model, device)
         batch = args.input is not None or len(cases) > 1
         if not batch:
-            out_dir = args.out or Path("htct_predict") / cases[0].resolve().name
+            out_dir = args.out or Path("htct_predict") / Path(os.path.abspath(cases[0])).name
             result = predict_scan(cases[0], trained, out_dir, threads=args.threads)
     except HTCTInputError as error:
         print(f"htct predict: error: {error}", file=sys.stderr)
