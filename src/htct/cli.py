@@ -31,11 +31,20 @@ import os
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from htct.errors import HTCTInputError
+
+if TYPE_CHECKING:  # torch and nibabel are imported only when a command needs them
+    import nibabel as nib
+    import pandas as pd
+
+    from htct.dicom.volume import HUVolume
+    from htct.train.predict import TrainedModel
 
 EXIT_INPUT_ERROR = 2
 DEFAULT_MIN_SLICES = 20  # config.yaml convert.min_slices default
@@ -52,7 +61,9 @@ TSV_COLUMNS = [
 RESEARCH_USE = "RESEARCH USE ONLY: not a medical device; its output must not be used for diagnosis or treatment decisions."
 
 
-def read_single_series(dicom_dir: str | Path, min_slices: int = DEFAULT_MIN_SLICES, threads: int = 1):
+def read_single_series(
+    dicom_dir: str | Path, min_slices: int = DEFAULT_MIN_SLICES, threads: int = 1
+) -> tuple[HUVolume, dict]:
     """Read the one axial CT series in `dicom_dir` with the workflow's series rules.
 
     Args:
@@ -106,7 +117,9 @@ def read_single_series(dicom_dir: str | Path, min_slices: int = DEFAULT_MIN_SLIC
     }
 
 
-def load_single_series(dicom_dir: str | Path, min_slices: int = DEFAULT_MIN_SLICES, threads: int = 1):
+def load_single_series(
+    dicom_dir: str | Path, min_slices: int = DEFAULT_MIN_SLICES, threads: int = 1
+) -> tuple[nib.Nifti1Image, dict]:
     """The one axial CT series in `dicom_dir` as a NIfTI image of float32 HU values.
 
     The image has the header the workflow's conversion writes (htct.dicom.volume.nifti_header:
@@ -122,7 +135,7 @@ def load_single_series(dicom_dir: str | Path, min_slices: int = DEFAULT_MIN_SLIC
     return nib.Nifti1Image(hu, volume.affine, header=_float_header(volume, "htct scan (HU)")), qc
 
 
-def _float_header(volume, description: str):
+def _float_header(volume: HUVolume, description: str) -> nib.Nifti1Header:
     """The scan's NIfTI header (htct.dicom.volume.nifti_header) for float32 voxels without scaling."""
     from htct.dicom.volume import nifti_header
 
@@ -133,19 +146,19 @@ def _float_header(volume, description: str):
     return header
 
 
-def provenance_of(trained) -> dict | None:
+def provenance_of(trained: TrainedModel) -> dict | None:
     """The model folder's `provenance:` (what it was trained on), or None for older model folders."""
     provenance = trained.config.get("provenance")
     return provenance if isinstance(provenance, dict) else None
 
 
 def trained_on(provenance: dict | None) -> str:
-    """ "synthetic cohort", "own cohort" or "unknown" (a model folder that records no provenance)."""
+    """What trained the model: "synthetic cohort", "own cohort" or "unknown" (no provenance recorded)."""
     synthetic = (provenance or {}).get("synthetic")
     return {True: "synthetic cohort", False: "own cohort"}.get(synthetic, "unknown")
 
 
-def research_notice(trained) -> str:
+def research_notice(trained: TrainedModel) -> str:
     """The notice `htct predict` prints: research use only, and what the model was trained on.
 
     In capitals and framed when the model was trained on the workflow's synthetic cohort, whose
@@ -162,14 +175,14 @@ def research_notice(trained) -> str:
     cohort = provenance.get("cohort") or {}
     code = provenance.get("code") or {}
     version = f"htct {code.get('htct', '?')}" + (f" (git {code['git']})" if code.get("git") else "")
-    phantoms, scans = cohort.get("n_patients", "?"), cohort.get("n_scans", "?")
-    size = f"{phantoms} patients ({scans} scans)"
+    n_patients, n_scans = cohort.get("n_patients", "?"), cohort.get("n_scans", "?")
+    size = f"{n_patients} patients ({n_scans} scans)"
     trained_when = f", trained {provenance['trained_utc']}" if provenance.get("trained_utc") else ""
     if provenance.get("synthetic"):
         bar = "!" * 100
         lines = [
             "WARNING: THIS MODEL WAS TRAINED ON THE SYNTHETIC DEMO COHORT:",
-            f"{phantoms} COMPUTER-GENERATED PHANTOMS ({scans} SCANS), NOT PATIENTS. Its probabilities say",
+            f"{n_patients} COMPUTER-GENERATED PHANTOMS ({n_scans} SCANS), NOT PATIENTS. Its probabilities say",
             "nothing about any real patient's risk of haemorrhagic transformation: use it only to try",
             "the software. Train on your own cohort (config/own_cohort.example.yaml) before any research use.",
             RESEARCH_USE.upper(),
@@ -184,7 +197,7 @@ def research_notice(trained) -> str:
 
 def predict_scan(
     dicom_dir: str | Path,
-    model_dir,
+    model_dir: str | Path | TrainedModel,
     out_dir: str | Path,
     threads: int | None = None,
     device: str = "cpu",
@@ -304,12 +317,12 @@ def case_names(dicom_dirs: list[Path]) -> list[str]:
 
 def predict_batch(
     dicom_dirs: list[Path],
-    model_dir: str | Path,
+    model_dir: str | Path | TrainedModel,
     out_dir: str | Path,
     threads: int | None = None,
     device: str = "cpu",
-    on_case=None,
-):
+    on_case: Callable[[dict], None] | None = None,
+) -> pd.DataFrame:
     """Predict every folder of `dicom_dirs` with one model; out_dir/{case}/ per folder and one TSV.
 
     A folder that cannot be predicted (no CT, several series, refused series, unreadable pixels)
