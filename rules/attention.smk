@@ -60,6 +60,7 @@ rule train_skull_strip_comparison:
         train=config["train"],
         preprocess=comparison_preprocess(),
         fold=comparison_fold(),
+        synthetic=SYNTHETIC,
     script:
         "../scripts/train.py"
 

@@ -2,9 +2,46 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
 from snakemake.utils import validate
 
-validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+# htct (src/) for the config and sheet checks; scripts put it on sys.path themselves.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from htct.config import resolve_data, unknown_keys, unknown_models
+from htct.errors import ERROR_PREFIX, HTCTInputError
+
+CONFIG_SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+
+
+def input_error(*messages):
+    """Print one HTCT-ERROR line per message and return the exit that ends Snakemake with them
+    (a WorkflowError would add the file and line of this function, which is not the user's).
+    """
+    for message in messages:
+        print(f"{ERROR_PREFIX} {message}", file=sys.stderr)
+    return SystemExit(1)
+
+
+def check_config():
+    """Validate the config before any job runs: unknown keys (with the closest valid key), then
+    values against the schema (which sets the defaults), then the data paths (htct.config).
+    """
+    problems = unknown_keys(config, yaml.safe_load(CONFIG_SCHEMA.read_text()))
+    if problems:
+        raise input_error(*problems)
+    validate(config, schema=str(CONFIG_SCHEMA), set_default=True)
+    problems = unknown_models(config["train"])
+    if problems:
+        raise input_error(*problems)
+    try:
+        config["data"] = resolve_data(
+            config["data"], Path.cwd(), config["split"]["file"]
+        )
+    except HTCTInputError as error:
+        raise input_error(error) from None
+
+
+check_config()
 
 
 wildcard_constraints:
@@ -15,23 +52,6 @@ wildcard_constraints:
 
 
 SYNTHETIC = bool(config["data"]["synthetic"])
-
-if SYNTHETIC:
-    for key, path in (
-        ("dicom_dir", "resources/synthetic/dicom"),
-        ("clinical", "resources/synthetic/clinical.csv"),
-        ("readers", "resources/synthetic/readers.csv"),
-    ):
-        if config["data"][key] != path:
-            raise WorkflowError(
-                f"config data.{key} is {config['data'][key]!r} but data.synthetic is true: the synthetic "
-                f"cohort is generated at {path!r}; set data.synthetic: false to use your own data."
-            )
-
-
-# htct (src/) for the sheet checks and the error prefix; scripts put it on sys.path themselves.
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from htct.errors import ERROR_PREFIX, HTCTInputError
 
 
 def validate_sheets():
@@ -44,11 +64,11 @@ def validate_sheets():
 
     for key, load in (("clinical", load_clinical), ("readers", load_readers)):
         path = config["data"][key]
-        if path and Path(path).is_file():
+        if path:
             try:
                 load(path)
             except HTCTInputError as error:
-                raise WorkflowError(f"{ERROR_PREFIX} {error}") from None
+                raise input_error(error) from None
 
 
 if not SYNTHETIC:

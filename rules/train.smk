@@ -47,6 +47,7 @@ if K_FOLDS < 2:
             train=config["train"],
             preprocess=config["preprocess"],
             fold=-1,
+            synthetic=SYNTHETIC,
         script:
             "../scripts/train.py"
 
@@ -85,6 +86,7 @@ else:
         params:
             train=config["train"],
             preprocess=config["preprocess"],
+            synthetic=SYNTHETIC,
         script:
             "../scripts/train.py"
 

@@ -46,10 +46,12 @@ undefined = {  # table -> note on the resamples left out of its intervals ("" wh
     "table2": undefined_resamples_note(out["metrics"], table2_raters, TABLE2_METRICS, params["n_bootstrap"]),
     "table3": undefined_resamples_note(out["metrics"], models, TABLE3_METRICS, params["n_bootstrap"]),
 }
+# Without a reader study (data.readers empty) table 2 has CTNet alone and agreement is among the models.
+raters = "CTNet and clinicians" if readers is not None else "CTNet (no reader study: data.readers is empty)"
 tables = {  # table -> (output holding its .csv, title)
     "table2": (
         "table2",
-        f"Table 2. CTNet and clinicians on the test set, % ({ci}). {undefined['table2']}".strip(),
+        f"Table 2. {raters} on the test set, % ({ci}). {undefined['table2']}".strip(),
     ),
     "table3": (
         "table3",
@@ -58,7 +60,8 @@ tables = {  # table -> (output holding its .csv, title)
     ),
     "agreement": (
         "agreement_table",
-        "Pairwise percent agreement and Cohen's kappa of the calls (clinicians and CTNet)",
+        "Pairwise percent agreement and Cohen's kappa of the calls "
+        + ("(clinicians and CTNet)" if readers is not None else "(the models; no reader study)"),
     ),
     "tests": (
         "tests",

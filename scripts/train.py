@@ -27,4 +27,5 @@ else:
         preprocess=snakemake.params.preprocess,
         outputs=TrainOutputs.from_rule(snakemake.output),
         config=TrainConfig.from_mapping(snakemake.params.train, threads=snakemake.threads),
+        synthetic=snakemake.params.synthetic,
     )

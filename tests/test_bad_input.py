@@ -178,11 +178,7 @@ def write_config(path: Path, data: Path, **overrides) -> Path:
         "data": {
             "synthetic": False,
             "dicom_dir": str(data / "dicom"),
-            "clinical": str(data / "clinical.csv"),
-            # An empty data.readers trips rules/common.smk (Path("") exists): give a sheet until fixed.
-            "readers": str(data / "readers.csv"),
-            "lesion_masks": "",
-            "truth": "",
+            "clinical": str(data / "clinical.csv"),  # no readers sheet, lesion masks or truth: the defaults
         },
         # The corpus's faults include a tilted and an unevenly spaced series: refused on request here
         # (the defaults resample them; tests/test_dicom.py checks that).
@@ -210,18 +206,12 @@ def clinical_csv(path: Path, extra_rows: str = "") -> Path:
     return path
 
 
-def readers_csv(path: Path) -> Path:
-    path.write_text("scan_id,reader,p_ht\n" + "".join(f"{pid}_scan1,R1,0.5\n" for pid in PATIENTS))
-    return path
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """The corpus through convert -> preprocess -> split in a real Snakemake run."""
     root = tmp_path_factory.mktemp("bad_input")
     cases = build_corpus(root / "data" / "dicom")
     clinical_csv(root / "data" / "clinical.csv")
-    readers_csv(root / "data" / "readers.csv")
     workdir = copy_workflow(root / "workflow")
     config = write_config(workdir / "corpus.yaml", root / "data")
     result = snakemake(workdir, config, "results/qc/patients.tsv", "results/arrays/index.tsv")
@@ -365,7 +355,6 @@ def test_duplicate_patient_in_a_real_run_ends_with_one_line(corpus, tmp_path):
     data.mkdir()
     (data / "dicom").symlink_to(root / "data" / "dicom")
     clinical = clinical_csv(data / "clinical.csv", extra_rows="P03,MRN-33,1,70,M,none\n")
-    readers_csv(data / "readers.csv")
     workdir = copy_workflow(tmp_path / "workflow")
     result = snakemake(workdir, write_config(workdir / "dup.yaml", data), "results/qc/scans.tsv")
     assert result.returncode != 0
@@ -387,7 +376,6 @@ def test_bad_input_met_by_a_job_ends_with_one_line_and_its_log(corpus, tmp_path)
     (data / "dicom").mkdir(parents=True)
     (data / "dicom" / "notes.txt").write_text("not an image\n")
     clinical_csv(data / "clinical.csv")
-    readers_csv(data / "readers.csv")
     workdir = copy_workflow(tmp_path / "workflow")
     result = snakemake(workdir, write_config(workdir / "empty.yaml", data), "results/qc/scans.tsv")
     assert result.returncode != 0
@@ -439,7 +427,6 @@ def test_clinical_sheet_schema_errors_stop_a_real_cohort_before_any_job(corpus, 
     (data / "dicom").symlink_to(root / "data" / "dicom")
     clinical = data / "clinical.csv"
     clinical.write_text(edit((root / "data" / "clinical.csv").read_text()))
-    readers_csv(data / "readers.csv")
     result = snakemake(workdir, write_config(tmp_path / "c.yaml", data), "-n")
     assert result.returncode != 0
     output = result.stdout + result.stderr

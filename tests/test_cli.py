@@ -1,10 +1,12 @@
-"""htct predict: a synthetic CT series end to end, k-fold model folders, one-line errors on bad input."""
+"""htct predict: a synthetic CT series end to end, k-fold model folders, one-line errors on bad input,
+batch mode, the research-use notice, the NIfTI header shared by heatmap and scan, --version, --device."""
 
 import json
 import shutil
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -22,6 +24,7 @@ def model_dir(tmp_path_factory):
     train_model(
         "ctnet", toy["volumes"], toy["index"], toy["split"], out, epochs=1, batch_size=4, device="cpu", threads=1,
         preprocess={"n_slices": 28, "slice_thickness_mm": 5.0, "size": 32, "windows": [[40, 80]], "skull_strip": False},
+        synthetic=True,
     )  # fmt: skip
     return out
 
@@ -104,8 +107,19 @@ def make_kfold_dir(model_dir, root, threshold=0.5, n_folds=2):
     return root
 
 
-def predict_json(dicom_dir, model, out):
-    assert main(["predict", str(dicom_dir), "--model", str(model), "--out", str(out), "--threads", "1"]) == 0
+def predict_json(dicom_dir, model, out, *options):
+    command = [
+        "predict",
+        str(dicom_dir),
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--threads",
+        "1",
+        *options,
+    ]
+    assert main(command) == 0
     return json.loads((out / "prediction.json").read_text())
 
 
@@ -206,3 +220,177 @@ def test_leftover_single_model_beside_folds_is_ignored_after_merge_folds(model_d
     assert load_trained_model(kfold).n_models == 2
     (kfold / "threshold.json").write_text(json.dumps({"threshold": 0.3}))  # a single model's threshold
     assert load_trained_model(kfold).n_models == 1
+
+
+# --- provenance and the research-use notice -----------------------------------------------------------
+
+
+def with_provenance(model_dir, root, **provenance):
+    """A copy of `model_dir` whose config.yaml provenance has the given entries (None: no provenance)."""
+    copy = shutil.copytree(model_dir, root)
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    if provenance.get("synthetic", "") is None:
+        del config["provenance"]
+    else:
+        config["provenance"] |= provenance
+    (copy / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return copy
+
+
+def test_training_records_what_the_model_was_trained_on(model_dir):
+    import htct
+
+    provenance = yaml.safe_load((model_dir / "config.yaml").read_text())["provenance"]
+    assert provenance["synthetic"] is True
+    # The toy cohort's split (16 patients, one scan each, alternating labels), counted independently.
+    split = pd.read_csv(model_dir.parent / "arrays" / "split.tsv", sep="\t")
+    parts = split["part"].value_counts()
+    assert provenance["cohort"] == {
+        "n_patients": 16, "n_scans": 16, "n_patients_ht": 8,
+        **{f"n_patients_{part}": int(parts[part]) for part in ("train", "val", "test")},
+    }  # fmt: skip
+    assert provenance["code"]["htct"] == htct.__version__
+    assert provenance["trained_utc"].endswith("Z")
+
+
+def test_notice_is_loud_for_a_synthetic_trained_model(model_dir, series, tmp_path, capsys):
+    assert main(["predict", str(series), "--model", str(model_dir), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "THIS MODEL WAS TRAINED ON THE SYNTHETIC DEMO COHORT" in err
+    assert "16 COMPUTER-GENERATED PHANTOMS (16 SCANS), NOT PATIENTS" in err
+    assert "RESEARCH USE ONLY" in err and "!!!!!!!!!!" in err
+    result = json.loads((tmp_path / "out" / "prediction.json").read_text())
+    assert result["trained_on"] == "synthetic cohort" and result["provenance"]["synthetic"] is True
+    assert "SYNTHETIC DEMO COHORT" in result["notice"]
+
+
+def test_notice_for_an_own_cohort_model_names_cohort_size_and_code(model_dir, series, tmp_path, capsys):
+    own = with_provenance(
+        model_dir, tmp_path / "own", synthetic=False, code={"htct": "0.1.0", "git": "abc1234"}
+    )
+    assert main(["predict", str(series), "--model", str(own), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "SYNTHETIC" not in err.upper().replace("RESEARCH USE ONLY", "")
+    notice = [line for line in err.splitlines() if "RESEARCH USE ONLY" in line]
+    assert len(notice) == 1
+    assert (
+        "not a medical device" in notice[0]
+        and "trained on an own cohort of 16 patients (16 scans)" in notice[0]
+    )
+    assert "htct 0.1.0 (git abc1234)" in notice[0]
+    assert json.loads((tmp_path / "out" / "prediction.json").read_text())["trained_on"] == "own cohort"
+
+
+def test_notice_says_when_the_training_data_are_unknown(model_dir, series, tmp_path, capsys):
+    old = with_provenance(model_dir, tmp_path / "old", synthetic=None)
+    assert main(["predict", str(series), "--model", str(old), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "RESEARCH USE ONLY" in err and "what it was trained on is unknown" in err
+    assert json.loads((tmp_path / "out" / "prediction.json").read_text())["trained_on"] == "unknown"
+
+
+# --- the NIfTI files: heatmap and scan open aligned in a viewer ----------------------------------------
+
+
+def test_heatmap_and_scan_share_the_scans_nifti_header(model_dir, series, tmp_path):
+    out = tmp_path / "out"
+    assert main(["predict", str(series), "--model", str(model_dir), "--out", str(out)]) == 0
+    heatmap, scan = nib.load(out / "heatmap.nii.gz"), nib.load(out / "scan.nii.gz")
+    assert heatmap.shape == scan.shape == (64, 64, 30)
+    for image in (heatmap, scan):
+        header = image.header
+        assert int(header["qform_code"]) == 1 and int(header["sform_code"]) == 1  # scanner anchored
+        assert header.get_xyzt_units() == ("mm", "sec")
+        np.testing.assert_array_equal(header.get_qform(), scan.header.get_qform())
+        np.testing.assert_array_equal(header.get_sform(), scan.header.get_sform())
+        np.testing.assert_array_equal(header.get_zooms(), scan.header.get_zooms())
+    assert heatmap.get_data_dtype() == np.float32
+    assert float(heatmap.header["cal_min"]) == 0 and float(heatmap.header["cal_max"]) == 1
+    # The scan is the series in HU, exactly as read from DICOM (the workflow's results/nifti/ format).
+    hu, _ = load_single_series(series)
+    np.testing.assert_allclose(np.asarray(scan.dataobj, dtype=np.float32), np.asarray(hu.dataobj), atol=1e-3)
+    np.testing.assert_allclose(scan.affine, hu.affine)
+
+
+# --- batch mode --------------------------------------------------------------------------------------
+
+
+def test_batch_mode_predicts_every_case_and_reports_a_bad_one(model_dir, series, tmp_path, capsys):
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    shutil.copytree(series, cases / "case_a")
+    write_toy_ct_series(cases / "case_b", n_slices=30, matrix=48, seed=3)
+    write_toy_ct_series(cases / "case_c_short", n_slices=8, matrix=32)  # too few slices: refused
+    (cases / "case_d_empty").mkdir()
+    (cases / "README.txt").write_text("files beside the case folders are not cases\n")
+    out = tmp_path / "batch"
+    status = main(["predict", "-i", str(cases), "-o", str(out), "--model", str(model_dir), "--threads", "1"])
+    assert status == 2  # some cases failed; their rows say why
+    table = pd.read_csv(out / "predictions.tsv", sep="\t", dtype={"case": str})
+    assert list(table["case"]) == ["case_a", "case_b", "case_c_short", "case_d_empty"]
+    assert list(table["status"]) == ["ok", "ok", "error", "error"]
+    ok, bad = table[table["status"] == "ok"], table[table["status"] == "error"]
+    assert ok["p_ht"].between(0, 1).all() and ok["error"].isna().all()
+    assert bad["p_ht"].isna().all()
+    assert "too few slices" in bad["error"].iloc[0] and "no CT image series" in bad["error"].iloc[1]
+    assert set(table["trained_on"]) == {"synthetic cohort"}
+    for case in ("case_a", "case_b"):
+        for name in ("prediction.json", "heatmap.nii.gz", "scan.nii.gz", "overlay.png"):
+            assert (out / case / name).is_file(), (case, name)
+    assert not (out / "case_c_short").exists()
+    captured = capsys.readouterr()
+    assert captured.out.count("p_ht ") == 2
+    assert "error: case_c_short: " in captured.err and "2 of 4 folder(s) predicted" in captured.err
+    # The same numbers as one folder at a time.
+    single = predict_json(cases / "case_b", model_dir, tmp_path / "single")
+    assert ok.set_index("case").loc["case_b", "p_ht"] == pytest.approx(single["p_ht"], abs=1e-5)
+    assert ok.set_index("case").loc["case_b", "call"] == single["call"]
+
+
+def test_several_dicom_dirs_are_a_batch_and_names_stay_unique(model_dir, series, tmp_path):
+    other = write_toy_ct_series(tmp_path / "elsewhere" / "series", n_slices=30, matrix=48, seed=5)
+    out = tmp_path / "batch"
+    assert main(["predict", str(series), str(other), "-o", str(out), "--model", str(model_dir)]) == 0
+    table = pd.read_csv(out / "predictions.tsv", sep="\t")
+    assert list(table["case"]) == ["series", "series_2"] and set(table["status"]) == {"ok"}
+    assert (out / "series" / "heatmap.nii.gz").is_file() and (out / "series_2" / "heatmap.nii.gz").is_file()
+
+
+def test_batch_mode_without_cases_and_with_a_bad_model_is_one_line(model_dir, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", "-i", str(tmp_path / "empty"), "--model", str(model_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no case folders in it" in err
+    assert main(["predict", "-i", str(tmp_path), "--model", str(tmp_path / "no_model")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "weights.pt not found" in err
+
+
+# --- --version and --device ----------------------------------------------------------------------------
+
+
+def test_version(capsys):
+    import htct
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith(f"htct {htct.__version__}")
+
+
+def test_device_cpu_and_unavailable_cuda(model_dir, series, tmp_path, capsys):
+    out = tmp_path / "cpu"
+    assert (
+        main(["predict", str(series), "--model", str(model_dir), "--out", str(out), "--device", "cpu"]) == 0
+    )
+    assert json.loads((out / "prediction.json").read_text())["device"] == "cpu"
+    if torch.cuda.is_available():
+        gpu = predict_json(series, model_dir, tmp_path / "cuda", "--device", "cuda")
+        assert gpu["device"].startswith("cuda")
+        cpu = json.loads((out / "prediction.json").read_text())
+        assert gpu["p_ht"] == pytest.approx(cpu["p_ht"], abs=1e-4)
+    else:
+        capsys.readouterr()
+        assert main(["predict", str(series), "--model", str(model_dir), "--device", "cuda"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--device cuda: no such device here" in err

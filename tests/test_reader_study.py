@@ -141,3 +141,33 @@ def test_tests_table_is_patient_clustered_and_undefined_resamples_are_noted():
         "Resamples left out where a metric was undefined (of 2000): PPV 0–12 (most: Clinician 1); AUC 5 (every rater)."
     )
     assert undefined_resamples_note(constructed.assign(n_undefined=0), ["ctnet"], TABLE2_METRICS, 2000) == ""
+
+
+def test_without_a_reader_study_tables_have_no_reader_rows_and_numbers_no_reader_ranges(tmp_path):
+    scans, predictions, _ = _fixture()
+    out = evaluate_study(predictions, None, n_bootstrap=100, seed=1)
+    assert list(out["table2"].index) == ["CTNet"]
+    assert set(out["metrics"]["rater"]) == set(MODELS)
+    assert list(out["tests"].index) == ["CTNet vs Woźniak et al. (2023)", "CTNet vs Soundari et al. (2022)"]
+    # Agreement is among the models (3 x 3 percent and kappa blocks), not CTNet with itself.
+    assert out["agreement"].shape == (6, 3)
+    assert not [column for column in out["scans"] if column.startswith(("p_Clinician", "call_Clinician"))]
+    patients = scans.drop_duplicates("patient_id")
+    clinical = pd.DataFrame(
+        {"patient_id": patients["patient_id"], "label": patients["y_true"], "age": 60.0, "sex": "F"}
+    ).assign(medication="none")
+    numbers = paper_numbers(
+        clinical,
+        scans.assign(part="test"),
+        out["metrics"],
+        out["agreement_numeric"],
+        float(out["fleiss_kappa"].iloc[0, 0]),
+        MODELS,
+        [],
+        synthetic=False,
+    )
+    write_numbers(numbers, tmp_path / "numbers.json", tmp_path / "numbers.md")
+    back = json.loads((tmp_path / "numbers.json").read_text())
+    assert back["readers"] == {} and "percent_among_readers" not in back.get("agreement", {})
+    markdown = (tmp_path / "numbers.md").read_text()
+    assert "reader" not in markdown.lower() and "SYNTHETIC" not in markdown

@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from htct.sheets import load_clinical
 from htct.split import check_split
@@ -69,6 +70,12 @@ def test_models_evaluation_and_figures(tiny_run):
     for model in ("ctnet", "wozniak2023", "soundari2022"):
         predictions = pd.read_csv(tiny_run / f"results/predictions/{model}.tsv", sep="\t")
         assert set(predictions["split"]) == {"val", "test"}
+        # The model folder says it was trained on the synthetic cohort (htct predict's notice).
+        config = yaml.safe_load((tiny_run / f"results/models/{model}/config.yaml").read_text())
+        assert config["provenance"]["synthetic"] is True
+        assert config["provenance"]["cohort"]["n_scans"] == len(
+            pd.read_csv(tiny_run / "results/qc/scans.tsv", sep="\t")
+        )
         assert predictions["p_ht"].between(0, 1).all()
         assert predictions["threshold"].nunique() == 1
     table2 = pd.read_csv(tiny_run / "results/tables/table2.csv", comment="#")

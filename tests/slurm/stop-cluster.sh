@@ -3,9 +3,10 @@
 #
 # Usage: bash tests/slurm/stop-cluster.sh [STATE_DIR]   (default: $HTCT_SLURM_STATE or /tmp/htct-slurm)
 #
-# Jobs still running are cancelled first; then slurmd, slurmctld and munged get SIGTERM (SIGKILL
-# after 10 s). Only the PIDs recorded in STATE_DIR are signalled, never daemons found by name.
-# /etc/slurm/slurm.conf is removed when it is the symlink start-cluster.sh made to STATE_DIR.
+# Jobs still running are cancelled first; then slurmd, slurmctld, slurmdbd, mariadbd and munged get
+# SIGTERM (SIGKILL after 10 s; mariadbd gets 60 s to write its tables). Only the PIDs recorded in
+# STATE_DIR are signalled, never daemons found by name. /etc/slurm/slurm.conf and slurmdbd.conf are
+# removed when they are the symlinks start-cluster.sh made into STATE_DIR.
 set -uo pipefail
 
 state_dir="${1:-${HTCT_SLURM_STATE:-/tmp/htct-slurm}}"
@@ -25,13 +26,15 @@ if [[ -f "$state_dir/slurm.conf" && -s "$state_dir/slurmctld.pid" ]] \
     2>/dev/null || true
 fi
 
-for daemon in slurmd slurmctld munged; do
+for daemon in slurmd slurmctld slurmdbd mariadbd munged; do
   pid_file="$state_dir/$daemon.pid"
   [[ -s "$pid_file" ]] || continue
   pid="$(cat "$pid_file")"
   if kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid"
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    wait_tenths=100
+    [[ "$daemon" == mariadbd ]] && wait_tenths=600
+    for _ in $(seq "$wait_tenths"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then
       log "$daemon (pid $pid) ignored SIGTERM; sending SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
@@ -41,6 +44,9 @@ for daemon in slurmd slurmctld munged; do
   rm -f "$pid_file"
 done
 
-if [[ -L "$system_conf" && "$(readlink "$system_conf")" == "$state_dir/slurm.conf" ]]; then
-  rm -f "$system_conf"
-fi
+for conf in slurm.conf slurmdbd.conf; do
+  link="$(dirname "$system_conf")/$conf"
+  if [[ -L "$link" && "$(readlink "$link")" == "$state_dir/$conf" ]]; then
+    rm -f "$link"
+  fi
+done

@@ -233,7 +233,8 @@ def evaluate_study(
         result = with_reader_average(result, reader_names)
     long = result.ci(ci_method)
     y_true = scans["y_true"].to_numpy()
-    agreement_raters = [reference, *reader_names]
+    # Agreement of the model with the clinicians; without a reader study, among the models.
+    agreement_raters = [reference, *reader_names] if reader_names else models
     percent, kappa, fleiss = agreement_tables(
         {r: scores[r] for r in agreement_raters}, thresholds, readers=reader_names or None
     )

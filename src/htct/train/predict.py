@@ -62,6 +62,7 @@ class TrainedModel:
     config: dict
     threshold: float
     fold_dirs: tuple[Path, ...] = ()
+    model_dir: Path | None = None
 
     @property
     def preprocess(self) -> dict:
@@ -170,7 +171,10 @@ def load_trained_model(model_dir: str | Path, device: str | torch.device = "cpu"
         config = _read_config(paths["config.yaml"])
         threshold = float(_read_threshold(paths["threshold.json"])["threshold"])
         return TrainedModel(
-            model=_load_weights(config, paths["weights.pt"], device), config=config, threshold=threshold
+            model=_load_weights(config, paths["weights.pt"], device),
+            config=config,
+            threshold=threshold,
+            model_dir=model_dir,
         )
 
     names = ", ".join(path.name for path in folds)
@@ -210,7 +214,11 @@ def load_trained_model(model_dir: str | Path, device: str | torch.device = "cpu"
         ]
     ).eval()
     return TrainedModel(
-        model=ensemble, config=configs[0], threshold=float(pooled["threshold"]), fold_dirs=tuple(folds)
+        model=ensemble,
+        config=configs[0],
+        threshold=float(pooled["threshold"]),
+        fold_dirs=tuple(folds),
+        model_dir=model_dir,
     )
 
 

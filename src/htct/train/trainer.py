@@ -27,6 +27,7 @@ import htct
 from htct.evaluate.metrics import auc
 from htct.evaluate.thresholds import youden_threshold
 from htct.models import model_options
+from htct.provenance import training_provenance
 from htct.train import checkpoint as ckpt
 from htct.train.config import TrainConfig, TrainOutputs
 from htct.train.data import BatchReader, ScanParts, assign_parts, loader_options
@@ -73,7 +74,9 @@ class Trainer:
         fold: -1 for the single split; k >= 0 trains fold k of a k-fold split.
         preprocess: the arrays' preprocessing parameters, saved with the model so that
             `htct predict` prepares new scans the same way.
-        provenance: what the model was trained on (cohort, code version), saved in config.yaml.
+        synthetic: whether the cohort is the workflow's synthetic one (config data.synthetic); with
+            the cohort size and code version it is saved in config.yaml ``provenance:`` for
+            `htct predict` (None: unknown, training outside the workflow).
         epoch_callback: called as ``fn(epoch, row)`` after each epoch's checkpoint (tests use it to
             simulate a crash).
     """
@@ -88,12 +91,12 @@ class Trainer:
         config: TrainConfig,
         fold: int = -1,
         preprocess: Mapping | None = None,
-        provenance: Mapping | None = None,
+        synthetic: bool | None = None,
         epoch_callback: EpochCallback | None = None,
     ) -> None:
         self.model_name, self.outputs, self.config, self.fold = model_name, outputs, config, fold
         self.volumes_npy = Path(volumes_npy)
-        self.epoch_callback = epoch_callback
+        self.epoch_callback, self.synthetic = epoch_callback, synthetic
         self.device = resolve_device(config.device)
         self.on_gpu = self.device.type == "cuda"
         self._configure_torch()
@@ -102,7 +105,7 @@ class Trainer:
             raise ValueError(f"{volumes_npy}: expected [N, C, slices, S, S], got shape {self.volumes.shape}")
         self.parts: ScanParts = assign_parts(index_tsv, split_tsv, fold=fold)
         self.rows = {part: self.parts.rows(part) for part in ("train", "val", "test")}
-        self.model_config = self._model_config(preprocess, provenance)
+        self.model_config = self._model_config(preprocess)
         # A checkpoint is only resumed when it was made with the same model, config and data sizes.
         self.fingerprint = json.dumps(
             {k: self.model_config[k] for k in ("model", "input_shape", "fold", "train", "data")},
@@ -137,7 +140,7 @@ class Trainer:
         if self.config.threads:
             torch.set_num_threads(int(self.config.threads))
 
-    def _model_config(self, preprocess: Mapping | None, provenance: Mapping | None) -> dict:
+    def _model_config(self, preprocess: Mapping | None) -> dict:
         """The model folder's config.yaml: model, input shape, training config, preprocessing, data."""
         _, in_channels, n_slices, height, width = self.volumes.shape
         y_train = self.parts.labels(self.rows["train"])
@@ -159,7 +162,6 @@ class Trainer:
                 "n_test": len(self.rows["test"]),
                 "n_train_positive": int(y_train.sum()),
             },
-            **({"provenance": dict(provenance)} if provenance else {}),
         }
 
     def configure_optimizers(
@@ -372,6 +374,7 @@ class Trainer:
             "best_epoch": self.state.best_epoch,
             "versions": {"htct": htct.__version__, "torch": torch.__version__},
             "device": str(self.device),
+            "provenance": training_provenance(self.synthetic, self.parts.index),
         }
         self.outputs.config.write_text(yaml.safe_dump(_plain(model_config), sort_keys=False))
         self._write_epochs()
@@ -418,7 +421,7 @@ def train_model(
     epoch_callback: EpochCallback | None = None,
     outputs: TrainOutputs | None = None,
     config: TrainConfig | Mapping | None = None,
-    provenance: Mapping | None = None,
+    synthetic: bool | None = None,
     **overrides: object,
 ) -> dict:
     """Train `model_name` on part == train, early-stop and pick the threshold on part == val.
@@ -439,7 +442,7 @@ def train_model(
         epoch_callback: called as `fn(epoch, row)` after each epoch's checkpoint is saved.
         outputs: the exact files to write (a rule's outputs: TrainOutputs.from_rule).
         config: config.yaml `train:` (a TrainConfig or a mapping; schema defaults for the rest).
-        provenance: what the model was trained on, recorded in config.yaml.
+        synthetic: whether the cohort is the synthetic one (recorded in config.yaml ``provenance:``).
         **overrides: single `train:` keys on top of ``config`` (e.g. ``epochs=2``).
 
     Returns:
@@ -462,7 +465,7 @@ def train_model(
         config,
         fold,
         preprocess,
-        provenance,
+        synthetic,
         epoch_callback,
     )
     return trainer.run()
