@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
+from htct.attribution.counterfactual import counterfactual_deltas, summarise  # noqa: E402
 from htct.split import make_split  # noqa: E402
 from htct.train import merge_fold_predictions, train_model  # noqa: E402
 
@@ -61,6 +62,27 @@ def kfold_split(workdir: Path, k_folds: int, out_tsv: Path, configfile: Path) ->
     out_tsv.parent.mkdir(parents=True, exist_ok=True)
     split.to_csv(out_tsv, sep="\t", index=False)
     return out_tsv
+
+
+def counterfactual_columns(workdir: Path, model_dir: Path, arrays: Path, k_folds: int) -> dict:
+    """Spearman of the model's logit change with the oracle's, and its mean |change|, per image factor,
+    on the work folder's counterfactual test scans (results/counterfactuals/, rules/counterfactual.smk;
+    full-head arrays of the work folder only). Empty when they are absent or not applicable."""
+    root = workdir / "results" / "counterfactuals"
+    if k_folds >= 2 or arrays != workdir / "results" / "arrays" or not root.is_dir():
+        return {}
+    factors = [
+        f
+        for f in ("infarct", "hyperdense_artery", "leukoaraiosis")
+        if (root / f / "full_head" / "index.tsv").is_file()
+    ]
+    variant = {"model": "ctnet", "input": "full_head", "model_dir": str(model_dir), "arrays": str(arrays)}
+    summary = summarise(counterfactual_deltas([variant], factors, root), n_bootstrap=200).set_index("factor")
+    columns = {}
+    for factor in factors:
+        columns[f"cf_{factor}_spearman"] = summary.loc[factor, "spearman"]
+        columns[f"cf_{factor}_mean_abs"] = summary.loc[factor, "mean_abs_delta"]
+    return columns
 
 
 def run_variant(
@@ -96,6 +118,7 @@ def run_variant(
     predictions = predictions.merge(truth[["scan_id", "p_image_scan"]], on="scan_id", validate="1:1")
     row = {"variant": name, "overrides": json.dumps(overrides), "minutes": round(minutes, 1)}
     row["best_epoch"] = summary.get("best_epoch")  # of the last fold with k_folds
+    row.update(counterfactual_columns(workdir, out_root / name, arrays, k_folds))
     for part in ("val", "test"):
         scans = predictions[predictions["split"] == part]
         row[f"{part}_auc"] = roc_auc_score(scans["y_true"], scans["p_ht"])

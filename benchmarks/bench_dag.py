@@ -21,7 +21,18 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "config.yaml", "config", "rules", "scripts", "schemas", "envs", "report", "src", "resources/paper")
+WORKFLOW_FILES = (
+    "Snakefile",
+    "config.yaml",
+    "config",
+    "rules",
+    "scripts",
+    "schemas",
+    "envs",
+    "report",
+    "src",
+    "resources/paper",
+)
 
 
 def copy_workflow(dest: Path) -> None:
@@ -99,7 +110,8 @@ def main() -> None:
         "|---|---|---|---|",
     ]
     lines += [
-        f"| {r.job} | {r.wall_s:.1f} | {r.cpu_s:.1f} | {r.max_rss_mb:.0f} |" for r in table.itertuples(index=False)
+        f"| {r.job} | {r.wall_s:.1f} | {r.cpu_s:.1f} | {r.max_rss_mb:.0f} |"
+        for r in table.itertuples(index=False)
     ]
     text = "\n".join(lines) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)

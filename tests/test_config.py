@@ -15,7 +15,7 @@ import pytest
 import yaml
 from conftest import REPO, copy_workflow
 
-from htct.config import SYNTHETIC_DATA, resolve_data, unknown_keys
+from htct.config import SYNTHETIC_DATA, resolve_data, unknown_keys, unknown_models
 from htct.errors import HTCTInputError
 
 SCHEMA = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
@@ -34,10 +34,6 @@ CLINICAL = "patient_id,label,age,sex,medication\nP1,0,60,F,none\nP2,1,70,M,none\
         ({"data": {"dicomdir": "x"}}, "config `data.dicomdir`: unknown key; did you mean `dicom_dir`?"),
         ({"evaluate": {"n_boot": 5}}, "config `evaluate.n_boot`: unknown key; did you mean `n_bootstrap`?"),
         (
-            {"train": {"model_options": {"ctnett": {"width": 8}}}},
-            "config `train.model_options.ctnett`: unknown key; did you mean `ctnet`?",
-        ),
-        (
             {"preprocess": {"colour": "red"}},
             "config `preprocess.colour`: unknown key; keys of preprocess: n_slices, size, skull_strip, "
             "slice_thickness_mm, windows",
@@ -48,6 +44,21 @@ def test_unknown_key_names_the_closest_valid_key(config, message):
     problems = unknown_keys(config, SCHEMA)
     assert len(problems) == 1
     assert problems[0].startswith(message) and "\n" not in problems[0]
+
+
+def test_unknown_model_names_are_refused_with_the_closest_registered_one():
+    """Model names are checked against the model registry, not a list in the schema (a new model is
+    one file), in train.models and in train.model_options."""
+    assert (
+        unknown_models({"models": ["ctnet", "wozniak2023"], "model_options": {"ctnet": {"width": 8}}}) == []
+    )
+    assert unknown_models({"models": ["ctnett"]}) == [
+        "config `train.models`: unknown model `ctnett`; did you mean `ctnet`? (docs/models.md)"
+    ]
+    (problem,) = unknown_models({"models": ["ctnet"], "model_options": {"soundari": {"width": 8}}})
+    assert problem.startswith(
+        "config `train.model_options`: unknown model `soundari`; did you mean `soundari2022`?"
+    )
 
 
 def test_every_unknown_key_is_reported_and_valid_configs_have_none():
@@ -220,3 +231,24 @@ def test_own_cohort_config_without_readers_plans_no_synthetic_job(workflow, tmp_
     # The demo, by contrast, generates its cohort first.
     demo = dry_run(workflow, {"data": {"synthetic": True}}, tmp_path)
     assert demo.returncode == 0 and {"synth_cohort", "lesion_masks"} <= set(job_counts(demo))
+
+
+def test_config_yaml_shows_the_schema_defaults():
+    """Defaults live in the schema only: every value config.yaml spells out equals the schema's default
+    (config.yaml is the readable list of them; htct.config.schema_defaults gives them to the library)."""
+    from htct.config import schema_defaults
+
+    def leaves(mapping, prefix=""):
+        for key, value in mapping.items():
+            if isinstance(value, dict) and value:
+                yield from leaves(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}", value
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for section, values in config.items():
+        defaults = dict(leaves(schema_defaults(section)))
+        for key, value in leaves(values, f"{section}."):
+            assert defaults[key.split(".", 1)[1]] == value, (
+                f"config.yaml {key}: {value!r} is not the schema default"
+            )

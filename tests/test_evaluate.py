@@ -440,7 +440,11 @@ def test_agreement_matrices() -> None:
     for a in calls:
         for b in calls:
             if a != b:
-                assert kappa.loc[a, b] == pytest.approx(skm.cohen_kappa_score(calls[a], calls[b]), abs=1e-12)
+                # Cohen's kappa by its definition: (observed - chance agreement) / (1 - chance).
+                observed = np.mean(calls[a] == calls[b])
+                pa, pb = np.mean(calls[a]), np.mean(calls[b])
+                chance = pa * pb + (1 - pa) * (1 - pb)
+                assert kappa.loc[a, b] == pytest.approx((observed - chance) / (1 - chance), abs=1e-12)
             assert agree.loc[a, b] == pytest.approx(np.mean(calls[a] == calls[b]))
     assert np.allclose(np.diag(kappa), 1) and np.allclose(np.diag(agree), 1)
     assert kappa.equals(kappa.T)
@@ -548,9 +552,14 @@ def test_tables_from_prediction_and_reader_sheets() -> None:
     assert list(tests["rater"]) == ["baseline", "Clinician 1", "Clinician 2"]
     agree, kappa, fleiss = agreement_tables(rater_scores, thresholds, readers=["Clinician 1", "Clinician 2"])
     assert agree.shape == kappa.shape == (4, 4)
-    assert fleiss == pytest.approx(
-        fleiss_kappa({r: rater_scores[r] >= 0.5 for r in ["Clinician 1", "Clinician 2"]})
-    )
+    # Fleiss' kappa by its definition (Fleiss 1971), not by the function the code calls.
+    calls = np.stack([rater_scores[r] >= 0.5 for r in ["Clinician 1", "Clinician 2"]], axis=1)
+    n_raters = calls.shape[1]
+    counts = np.stack([(~calls).sum(axis=1), calls.sum(axis=1)], axis=1)
+    per_scan = ((counts**2).sum(axis=1) - n_raters) / (n_raters * (n_raters - 1))
+    shares = counts.sum(axis=0) / counts.sum()
+    expected = (per_scan.mean() - (shares**2).sum()) / (1 - (shares**2).sum())
+    assert fleiss == pytest.approx(expected, abs=1e-12)
 
     with pytest.raises(ValueError, match="has not read scan P00_scan1"):
         rater_inputs(predictions, readers.iloc[1:], part="test")

@@ -356,3 +356,26 @@ def test_real_head_ct_brain_slab(tmp_path: Path) -> None:
     voxel_ml = (crop.box_side_mm / crop.size) ** 2 * crop.slice_thickness_mm / 1000.0
     assert 1000 < brain_mask.sum() * voxel_ml < 1800
     assert volume[0][brain_mask == 1].mean() == pytest.approx(0.5, abs=0.15)  # brain ~ 30-45 HU
+
+
+def test_skull_strip_arrays_equal_a_skull_stripped_preprocessing(tmp_path: Path) -> None:
+    """Stripping the full-head arrays gives, to the bit, what preprocessing with skull_strip does."""
+    from htct.preprocess import skull_strip_arrays
+
+    lesioned, affine_a, _ = head_phantom(lesion=(25.0, 10.0, 5.0))
+    short, affine_c, _ = head_phantom(n_slices=22, brain_z_mm=55.0)
+    scans_tsv = write_cohort(tmp_path, {"P01_scan1": (lesioned, affine_a), "P03_scan1": (short, affine_c)})
+    windows = [(40, 80), (80, 200)]
+    build_arrays(scans_tsv, tmp_path / "full", size=40, windows=windows)
+    build_arrays(scans_tsv, tmp_path / "stripped", size=40, windows=windows, skull_strip=True)
+    skull_strip_arrays(tmp_path / "full", tmp_path / "derived")
+    for name in ("volumes.npy", "brain_mask.npy"):
+        np.testing.assert_array_equal(
+            np.load(tmp_path / "derived" / name), np.load(tmp_path / "stripped" / name)
+        )
+    assert (tmp_path / "derived/index.tsv").read_text() == (tmp_path / "stripped/index.tsv").read_text()
+    assert json.loads((tmp_path / "derived/preprocess.json").read_text())["skull_strip"] is True
+    full = np.load(tmp_path / "full/volumes.npy")
+    assert not np.array_equal(full, np.load(tmp_path / "derived/volumes.npy"))  # the skull was there
+    with pytest.raises(HTCTInputError, match="skull-stripped already"):
+        skull_strip_arrays(tmp_path / "stripped", tmp_path / "twice")

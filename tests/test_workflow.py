@@ -19,8 +19,21 @@ def test_dry_run_shows_the_chain(tiny_run):
     from tests.conftest import run_snakemake
 
     result = run_snakemake(tiny_run, "-n", "--forceall")
-    for rule in ("synth_cohort", "convert_dicom", "preprocess", "split", "table1"):
-        assert f"rule {rule}:" in result.stdout or rule in result.stdout, rule
+    position = {
+        rule: result.stdout.find(f"rule {rule}:")
+        for rule in ("synth_cohort", "convert_dicom", "preprocess", "split", "table1", "train", "evaluate")
+    }
+    assert min(position.values()) >= 0, position
+    # A job is listed after the jobs it depends on.
+    for before, after in (
+        ("synth_cohort", "convert_dicom"),
+        ("convert_dicom", "preprocess"),
+        ("convert_dicom", "split"),
+        ("split", "table1"),
+        ("preprocess", "train"),
+        ("train", "evaluate"),
+    ):
+        assert position[before] < position[after], (before, after)
 
 
 def test_cohort_is_an_input_not_a_result(tiny_run):

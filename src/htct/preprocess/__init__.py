@@ -6,7 +6,13 @@ optional skull stripping. :func:`build_arrays` runs it over ``scans.tsv``; :func
 maps a map in the crop (e.g. an attention heatmap) back onto the scan's voxel grid.
 """
 
-from htct.preprocess.arrays import build_arrays, build_arrays_like, build_lesion_masks, read_scans
+from htct.preprocess.arrays import (
+    build_arrays,
+    build_arrays_like,
+    build_lesion_masks,
+    read_scans,
+    skull_strip_arrays,
+)
 from htct.preprocess.brain import intracranial_mask
 from htct.preprocess.geometry import (
     CropInfo,
@@ -26,6 +32,7 @@ from htct.preprocess.volume import (
 )
 
 __all__ = [
+    "skull_strip_arrays",
     "BONE_WINDOW",
     "BRAIN_WINDOW",
     "SUBDURAL_WINDOW",

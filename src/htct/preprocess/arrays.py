@@ -302,6 +302,43 @@ def build_arrays_like(
     return index
 
 
+def skull_strip_arrays(source_dir: str | Path, out_dir: str | Path) -> pd.DataFrame:
+    """The skull-stripped version of full-head arrays, without preprocessing the scans again.
+
+    Skull stripping is the last step of :func:`preprocess_volume` (every channel set to 0 outside the
+    intracranial mask, whose crop does not depend on it), so multiplying the full-head arrays by
+    their brain masks gives exactly what :func:`build_arrays` with ``skull_strip=True`` writes, in
+    seconds instead of a second pass over every scan.
+
+    Args:
+        source_dir: a :func:`build_arrays` folder made with ``skull_strip=False``.
+        out_dir: output folder (volumes.npy, brain_mask.npy, index.tsv, preprocess.json).
+
+    Returns:
+        The index table (the source's).
+    """
+    source_dir, out_dir = Path(source_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    settings = json.loads((source_dir / "preprocess.json").read_text())
+    if settings["skull_strip"]:
+        raise HTCTInputError(f"{source_dir}: the arrays are skull-stripped already; strip full-head arrays")
+    volumes = np.load(source_dir / "volumes.npy", mmap_mode="r")
+    masks = np.load(source_dir / "brain_mask.npy", mmap_mode="r")
+    with _atomic_path(out_dir / "volumes.npy") as volumes_tmp:
+        stripped = np.lib.format.open_memmap(volumes_tmp, mode="w+", dtype=volumes.dtype, shape=volumes.shape)
+        for row in range(len(volumes)):
+            stripped[row] = volumes[row] * masks[row][None]
+        stripped.flush()
+        del stripped
+    for name in ("brain_mask.npy", "index.tsv"):
+        with _atomic_path(out_dir / name) as tmp:
+            tmp.write_bytes((source_dir / name).read_bytes())
+    with _atomic_path(out_dir / "preprocess.json") as json_tmp:
+        json_tmp.write_text(json.dumps({**settings, "skull_strip": True}, indent=2) + "\n")
+    log.info("skull-stripped %d scans of %s into %s", len(volumes), source_dir, out_dir)
+    return pd.read_csv(out_dir / "index.tsv", sep="\t", dtype={"scan_id": str, "patient_id": str})
+
+
 def build_lesion_masks(
     index_tsv: str | Path,
     scans_tsv: str | Path,
