@@ -40,7 +40,7 @@ out["scans"].to_csv(snakemake.output.test_scans, sep="\t", index=False)
 out["agreement_numeric"].to_csv(snakemake.output.agreement, sep="\t")
 out["fleiss_kappa"].to_csv(snakemake.output.fleiss, sep="\t", index=False)
 ci = f"95% CI, patient-level bootstrap ({params['n_bootstrap']} resamples, {params['ci_method']})"
-tables = {  # table -> (output holding its .csv, title)
+tables = {  # table -> (output holding its .html, title)
     "table2": ("table2", f"Table 2. CTNet and clinicians on the test set, % ({ci})"),
     "table3": (
         "table3",
@@ -54,4 +54,4 @@ tables = {  # table -> (output holding its .csv, title)
 }
 for name, (output, title) in tables.items():
     stem = Path(getattr(snakemake.output, output)).with_suffix("")
-    write_table(out[name], stem, title, synthetic=snakemake.params.synthetic)
+    write_table(out[name], stem, title, synthetic=snakemake.params.synthetic, tidy=out[f"{name}_tidy"])
