@@ -28,5 +28,10 @@ else:
         fold=int(snakemake.wildcards.get("fold", snakemake.params.get("fold", -1))),
         predictions_tsv=snakemake.output.predictions,
         preprocess=snakemake.params.preprocess,
-        **{**snakemake.params.train, "threads": snakemake.threads},
+        # synthetic: the training curve's banner; rules that do not pass it take the config's data.synthetic.
+        **{
+            **snakemake.params.train,
+            "threads": snakemake.threads,
+            "synthetic": bool(snakemake.params.get("synthetic", snakemake.config["data"]["synthetic"])),
+        },
     )

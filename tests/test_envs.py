@@ -26,6 +26,8 @@ CONDA_PACKAGE = {
     "sklearn": "scikit-learn",
     "statsmodels": "statsmodels",
     "matplotlib": "matplotlib",
+    "seaborn": "seaborn",
+    "docutils": "docutils",
     "yaml": "pyyaml",
     "jsonschema": "jsonschema",
     "torch": "pytorch",

@@ -4,7 +4,6 @@ from htct.train.data import assign_parts, augment_batch
 from htct.train.loop import (
     DEFAULT_TRAIN_CONFIG,
     merge_fold_predictions,
-    plot_training_curve,
     train_model,
     youden_threshold,
 )
@@ -18,7 +17,6 @@ __all__ = [
     "augment_batch",
     "load_trained_model",
     "merge_fold_predictions",
-    "plot_training_curve",
     "predict_volumes",
     "train_model",
     "youden_threshold",

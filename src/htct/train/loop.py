@@ -49,6 +49,7 @@ DEFAULT_TRAIN_CONFIG: dict[str, object] = {
     # first epochs often have the lowest loss, and the one-cycle schedule peaks at 20 % of the run.
     "min_epochs": 10,
     "model_options": {},  # per model name: extra constructor options, e.g. {ctnet: {width: 16}}
+    "synthetic": False,  # data are the synthetic cohort: the training curve says so (set by the workflow)
 }
 
 CHECKPOINT_VERSION = 1
@@ -182,7 +183,7 @@ def train_model(
     The test scans are only predicted, never used for any choice. Writes to `out_dir`: weights.pt
     (state dict of the best epoch), config.yaml (model, training and preprocessing config),
     epochs.tsv, threshold.json, checkpoint.pt (every epoch; a rerun resumes from it) and
-    training_curve.png; and the validation and test predictions to `predictions_tsv`
+    training_curve.pdf/.png; and the validation and test predictions to `predictions_tsv`
     (default out_dir/predictions.tsv).
 
     Args:
@@ -435,11 +436,15 @@ def train_model(
     )
     (out_dir / "config.yaml").write_text(yaml.safe_dump(_plain(model_config), sort_keys=False))
     _write_epochs(state["history"], out_dir / "epochs.tsv")
-    plot_training_curve(
+    from htct.figures.training import training_curve_figure  # matplotlib only where a curve is drawn
+
+    training_curve_figure(
         out_dir / "epochs.tsv",
-        out_dir / "training_curve.png",
-        title=model_name,
+        out_dir / "training_curve",
+        model_name,
         best_epoch=state["best_epoch"],
+        fold=fold,
+        synthetic=bool(cfg["synthetic"]),
     )
     logger.info(
         "%s: best epoch %d, val AUC %.3f, threshold %.3f; %.0fs this run",
@@ -490,39 +495,6 @@ def _predictions_table(
 def _write_epochs(history: list[dict], path: Path) -> None:
     columns = ["epoch", "train_loss", "val_loss", "val_auc", "lr", "seconds"]
     pd.DataFrame(history, columns=columns).to_csv(path, sep="\t", index=False, float_format="%.6g")
-
-
-def plot_training_curve(
-    epochs_tsv: str | Path, out_png: str | Path, title: str = "", best_epoch: int | None = None
-) -> None:
-    """Training and validation loss, and validation AUC, per epoch; the best epoch is marked.
-
-    Args:
-        epochs_tsv: the epochs.tsv of a training run.
-        out_png: where to write the figure.
-        title: figure title (the model name).
-        best_epoch: the selected epoch (default: the one with the lowest validation loss).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = pd.read_csv(epochs_tsv, sep="\t")
-    fig, (ax_loss, ax_auc) = plt.subplots(1, 2, figsize=(9, 3.5), constrained_layout=True)
-    ax_loss.plot(epochs["epoch"], epochs["train_loss"], label="training")
-    ax_loss.plot(epochs["epoch"], epochs["val_loss"], label="validation")
-    ax_loss.set(xlabel="epoch", ylabel="class-balanced BCE loss")
-    ax_loss.legend(frameon=False)
-    ax_auc.plot(epochs["epoch"], epochs["val_auc"], color="tab:green")
-    ax_auc.set(xlabel="epoch", ylabel="validation AUC", ylim=(0, 1))
-    if len(epochs):
-        best = best_epoch or epochs.loc[epochs["val_loss"].idxmin(), "epoch"]
-        for ax in (ax_loss, ax_auc):
-            ax.axvline(best, color="grey", linestyle=":", linewidth=1)
-    fig.suptitle(title)
-    fig.savefig(out_png, dpi=120)
-    plt.close(fig)
 
 
 def merge_fold_predictions(
