@@ -242,7 +242,10 @@ def test_calibration_shows_no_slope_for_near_constant_predictions(tmp_path, coho
     table = calibration_table(y, scores["ctnet"], n_bins=6, strategy="quantile")
     errorbars = [c for c in fig.axes[0].containers if c.get_label().startswith("Wozniak 2023")]
     np.testing.assert_allclose(np.asarray(errorbars[0].lines[0].get_ydata(), dtype=float), table["observed"])
-    assert fig.axes[1].get_ylabel() == "Scans"
+    # Underneath, every scan's prediction, one row per model.
+    rows = [collection.get_offsets() for collection in fig.axes[1].collections]
+    assert [len(r) for r in rows] == [y.size, y.size]
+    np.testing.assert_allclose(np.sort(rows[1][:, 0]), np.sort(scores["ctnet"]))
 
 
 def test_training_curve_figure(tmp_path):

@@ -3,7 +3,7 @@ fig. 4), calibration, decision curves and the agreement of the raters. Statistic
 :mod:`htct.evaluate`.
 
 seaborn draws what is a statistical plot in its own right (the confusion and agreement heatmaps,
-the distribution of the predictions under the calibration curve); the curves (ROC, reliability,
+the predictions under the calibration curve); the curves (ROC, reliability,
 net benefit) are plain matplotlib lines, where seaborn adds nothing. Legends sit outside the axes,
 so they never cover a curve, a band or a reader's point.
 """
@@ -389,7 +389,7 @@ def calibration_figure(
     bin's Wilson 95% interval; the legend gives the bins' scan counts, the Brier score, the
     calibration slope (n/a for near-constant predictions, see :func:`_slope_intercept_label`) and
     the calibration-in-the-large intercept (:func:`htct.evaluate.calibration_slope_intercept`).
-    Underneath, seaborn's histogram of the predictions per model.
+    Underneath, the predictions themselves, one jittered row of scans per model (seaborn).
 
     Args:
         y_true: 0/1 truth per scan.
@@ -410,8 +410,8 @@ def calibration_figure(
     bins = n_bins or default_calibration_bins(truth.size)
     colours = {name: MODEL_COLOURS[k % len(MODEL_COLOURS)] for k, name in enumerate(probabilities)}
     with figure_style():
-        fig = new_figure(SINGLE_COLUMN_IN, 5.0)
-        ax, hist_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+        fig = new_figure(SINGLE_COLUMN_IN, 5.2)
+        ax, hist_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, 0.35 * len(probabilities)])
         (diagonal,) = ax.plot(
             [0, 1], [0, 1], color="0.6", linestyle=":", linewidth=0.8, label="Perfect calibration"
         )
@@ -457,14 +457,17 @@ def calibration_figure(
                 ),
             }
         )
-        sns.histplot(
+        # One row of scans per model (jittered), so no model's distribution hides another's.
+        sns.stripplot(
             predictions,
             x="Predicted HT probability",
+            y="Model",
             hue="Model",
-            bins=np.linspace(0, 1, 21),
-            element="step",
-            fill=False,
             palette=[colours[n] for n in probabilities],
+            jitter=0.3,
+            size=2.5,
+            alpha=0.7,
+            linewidth=0,
             legend=False,
             ax=hist_ax,
         )
@@ -472,7 +475,7 @@ def calibration_figure(
         ax.set_ylim(-0.02, 1.02)
         ax.set_ylabel("Observed HT rate")
         hist_ax.set_xlabel("Predicted HT probability")
-        hist_ax.set_ylabel("Scans")
+        hist_ax.set_ylabel("")
         legend_below(fig, handles, handlelength=1.5)
         save_figure(fig, stem, title, synthetic)
     return fig
