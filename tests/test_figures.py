@@ -12,6 +12,7 @@ import pytest
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.legend import Legend
+from matplotlib.patches import FancyBboxPatch
 from matplotlib.transforms import Bbox
 from PIL import Image
 from torch import nn
@@ -363,6 +364,40 @@ def test_fig1_pipeline_draws_every_rule(tmp_path, toy_rulegraph):
     assert {"a", "b", "c", "d", "all"} <= set(figure_texts(fig))
     assert len(fig.axes[0].patches) == 5 + 6  # boxes + arrows
     check_outputs(tmp_path / "fig1", synthetic=True, title_start="Figure 1")
+
+
+def _boxes_and_labels(fig):
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    ax = fig.axes[0]
+    boxes = [patch.get_window_extent(renderer) for patch in ax.patches if isinstance(patch, FancyBboxPatch)]
+    labels = {text.get_text(): text.get_window_extent(renderer) for text in ax.texts}
+    return boxes, labels
+
+
+def test_fig1_labels_stay_inside_their_boxes_and_boxes_apart(tmp_path):
+    """Long rule names (the workflow's are up to 33 characters) and a wide level: every label
+    inside its own box, no two boxes overlapping, rules left out as asked."""
+    names = ["synth_cohort", "convert_dicom", "preprocess_skull_strip_comparison", "preprocess"]
+    names += ["train_skull_strip_comparison", "lesion_masks", "train", "split", "table1", "evaluate"]
+    names += ["figure_page", "all"]
+    nodes = "\n".join(
+        f'    {k}[label = "{name}", color = "0.1 0.6 0.85", style="rounded"];' for k, name in enumerate(names)
+    )
+    edges = [(0, k) for k in range(1, 10)] + [(1, 2), (1, 3), (2, 4), (3, 5), (3, 6), (7, 6), (6, 9), (9, 10)]
+    edges += [(k, 11) for k in range(1, 11)]
+    dot = "digraph snakemake_dag {\n" + nodes + "\n" + "\n".join(f"    {a} -> {b}" for a, b in edges) + "\n}"
+    fig = fig1_pipeline(dot, tmp_path / "fig1", synthetic=False, omit=["all", "figure_page"])
+    boxes, labels = _boxes_and_labels(fig)
+    assert len(boxes) == 10 and "all" not in labels and "figure_page" not in labels
+    for text, extent in labels.items():
+        inside = [box for box in boxes if box.contains(*extent.p0) and box.contains(*extent.p1)]
+        assert len(inside) == 1, text  # the label fits in one box, its own
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b)
+    with pytest.raises(ValueError, match="consume"):
+        fig1_pipeline(dot, tmp_path / "bad", synthetic=False, omit=["evaluate"])
 
 
 # ---------------------------------------------------------------- attention

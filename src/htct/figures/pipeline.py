@@ -318,18 +318,31 @@ def fig1_pipeline(
     """
     graph = omit_rules(parse_rulegraph(rulegraph_dot), omit)
     labels = {node: wrap_rule_name(label) for node, label in graph.labels.items()}
-    pad_in, box_height = 0.12, 0.34
-    widths = {node: _text_width_in(label) + 2 * pad_in for node, label in labels.items()}
-    layout = layout_rulegraph(
-        graph, box_height=box_height, widths=widths, gap=0.14, level_height=0.62, virtual_width=0.1
-    )
-    xs = [x for x, _ in layout.xy.values()] + [x for path in layout.edge_paths.values() for x, _ in path]
-    left = min([x - widths[n] / 2 for n, (x, _) in layout.xy.items()] + xs, default=0) - 0.05
-    right = max([x + widths[n] / 2 for n, (x, _) in layout.xy.items()] + xs, default=0) + 0.05
+    # Everything scales with the font; a graph wider than a page column pair gets a smaller font
+    # (down to 4.5 pt) rather than boxes squeezed under their labels.
+    font = RULE_FONT_PT
+    while True:
+        scale = font / RULE_FONT_PT
+        pad_in, box_height, level_height = 0.12 * scale, 0.34 * scale, 0.62 * scale
+        widths = {node: _text_width_in(label, font) + 2 * pad_in for node, label in labels.items()}
+        layout = layout_rulegraph(
+            graph,
+            box_height=box_height,
+            widths=widths,
+            gap=0.14 * scale,
+            level_height=level_height,
+            virtual_width=0.1 * scale,
+        )
+        xs = [x for x, _ in layout.xy.values()] + [x for path in layout.edge_paths.values() for x, _ in path]
+        left = min([x - widths[n] / 2 for n, (x, _) in layout.xy.items()] + xs, default=0) - 0.05
+        right = max([x + widths[n] / 2 for n, (x, _) in layout.xy.items()] + xs, default=0) + 0.05
+        if right - left + 0.2 <= DOUBLE_COLUMN_IN or font <= 4.5:
+            break
+        font -= 0.5
     n_levels = max(len(layout.levels), 1)
-    bottom, top = -0.62 * (n_levels - 1) - box_height / 2 - 0.05, box_height / 2 + 0.05
+    bottom, top = -level_height * (n_levels - 1) - box_height / 2 - 0.05, box_height / 2 + 0.05
     with figure_style():
-        fig = new_figure(min(DOUBLE_COLUMN_IN, right - left + 0.2), top - bottom + 0.45)
+        fig = new_figure(right - left + 0.2, top - bottom + 0.45)
         ax = fig.subplots()
         # Rules nothing depends on (final results) get the warm fill.
         sinks = set(graph.labels) - {source for source, _ in graph.edges}
@@ -346,9 +359,7 @@ def fig1_pipeline(
                 zorder=2,
             )
             ax.add_patch(box)
-            ax.text(
-                x, y, labels[node], ha="center", va="center", fontsize=RULE_FONT_PT, linespacing=1.0, zorder=3
-            )
+            ax.text(x, y, labels[node], ha="center", va="center", fontsize=font, linespacing=1.0, zorder=3)
         for points in layout.edge_paths.values():
             arrow = FancyArrowPatch(
                 path=MplPath(points),
