@@ -9,9 +9,6 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-report: "report/workflow.rst"
-
-
 include: "rules/common.smk"
 include: "rules/synth.smk"
 include: "rules/convert.smk"
@@ -24,6 +21,11 @@ include: "rules/figures.smk"
 include: "rules/attention.smk"
 include: "rules/counterfactual.smk"
 include: "rules/paper.smk"
+include: "rules/report.smk"
+
+
+# The front page states the cohort of this run (rule front_page) once the run has made it.
+report: report_front_page()
 
 
 rule all:

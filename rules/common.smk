@@ -53,6 +53,8 @@ wildcard_constraints:
 
 SYNTHETIC = bool(config["data"]["synthetic"])
 
+from htct.names import display_name
+
 
 def validate_sheets():
     """Validate the input sheets of a real cohort before any job runs (one line per problem).
@@ -93,9 +95,6 @@ def all_outputs():
         "results/qc/scans.tsv",
         "results/arrays/volumes.npy",
         "results/split/split.tsv",
-        "results/tables/table1.csv",
-        "results/tables/table1.md",
-        "results/tables/table1.tex",
     ]
     if lesion_masks_configured():
         targets.append("results/arrays/lesion_mask.npy")
@@ -104,21 +103,14 @@ def all_outputs():
     )
     targets += expand(
         "results/tables/{table}.{ext}",
-        table=["table2", "table3", "agreement", "tests"],
-        ext=["csv", "md", "tex"],
+        table=["table1", "table2", "table3", "agreement", "tests"],
+        ext=TABLE_FORMATS,
     )
-    targets += ["results/numbers.json", "results/numbers.md"]
+    targets += ["results/numbers.json", "results/numbers.md", "results/numbers.html"]
     targets += expand(
-        "results/figures/{figure}.{ext}",
-        figure=[
-            "fig1_pipeline",
-            "fig2_confusion",
-            "supp_fig4_roc",
-            "calibration",
-            "decision_curve",
-        ],
-        ext=["pdf", "png"],
+        "results/figures/{figure}.{ext}", figure=figures(), ext=["pdf", "png"]
     )
+    targets += report_pages()
     if "ctnet" in config["train"]["models"]:
         targets += [
             "results/figures/fig3_attention.pdf",
@@ -127,12 +119,153 @@ def all_outputs():
         targets += expand("results/tables/attention.{ext}", ext=["csv", "md", "tex"])
     if SYNTHETIC:
         targets += ["results/evaluation/counterfactuals.tsv"]
-        targets += expand("results/tables/counterfactuals.{ext}", ext=["csv", "md", "tex"])
+        targets += expand(
+            "results/tables/counterfactuals.{ext}", ext=["csv", "md", "tex"]
+        )
     targets += expand(
         "results/paper/{table}.{ext}", table=["comparison", "claims"], ext=["csv", "md"]
     )
     targets += ["results/paper/audit.md", "results/paper/mrmc.tsv"]
     return targets
+
+
+TABLE_FORMATS = ["csv", "md", "tex", "html"]
+"""htct.tables.write_table's files: tidy CSV, Markdown, LaTeX, and the HTML the report shows."""
+
+# The figures of the report: stem under results/figures -> (label, what it shows, page title). The
+# label orders the report's list: Figures 1-3, the paper's supplementary figure 4, the additions.
+REPORT_FIGURES = {
+    "fig1_pipeline": (
+        "Figure 1",
+        "Workflow: the analysis rules and their data flow",
+        "Figure 1. Workflow: the analysis rules and their data flow",
+    ),
+    "fig2_confusion": (
+        "Figure 2",
+        "Confusion matrices of CTNet and the clinicians",
+        "Figure 2. Confusion matrices of CTNet and the clinicians",
+    ),
+    "fig3_attention": (
+        "Figure 3",
+        "Grad-CAM attention of CTNet",
+        "Figure 3. Grad-CAM attention of CTNet",
+    ),
+    "supp_fig4_roc": (
+        "Figure 4 (suppl.)",
+        "ROC curves and the clinicians' operating points",
+        "Supplementary Figure 4. ROC curves and the clinicians' operating points",
+    ),
+    "calibration": (
+        "Figure A1",
+        "Calibration of the predicted HT probabilities",
+        "Additional Figure A1. Calibration of the predicted HT probabilities",
+    ),
+    "decision_curve": (
+        "Figure A2",
+        "Decision curves (net benefit)",
+        "Additional Figure A2. Decision curves (net benefit)",
+    ),
+    "agreement_heatmap": (
+        "Figure A3",
+        "Agreement of the HT calls between the raters",
+        "Additional Figure A3. Agreement of the HT calls between the raters",
+    ),
+}
+
+
+FIG1_OMITTED_RULES = [
+    "all",
+    "fig1_pipeline",
+    "figure_page",
+    "training_page",
+    "qc_tables",
+    "front_page",
+]
+"""Rules figure 1 leaves out: the target `all` and the rules that only present results (the
+figure shows the method's data flow)."""
+
+
+def figures():
+    """The figures this run makes: fig. 3 needs CTNet among the models, the agreement figure a
+    reader study."""
+    left_out = set()
+    if "ctnet" not in config["train"]["models"]:
+        left_out.add("fig3_attention")
+    if not config["data"]["readers"]:
+        left_out.add("agreement_heatmap")
+    return [figure for figure in REPORT_FIGURES if figure not in left_out]
+
+
+def report_pages():
+    """The HTML pages of rules/report.smk: one per figure and per model, QC tables, front page."""
+    return [
+        *expand("results/report/figures/{figure}.html", figure=figures()),
+        *expand(
+            "results/report/training/{model}.html", model=config["train"]["models"]
+        ),
+        "results/qc/series.html",
+        "results/qc/patients.html",
+        "results/report/workflow.rst",
+    ]
+
+
+def figure_caption(wildcards):
+    """A figure page's caption: report/{figure}.rst."""
+    return workflow.source_path(f"../report/{wildcards.figure}.rst")
+
+
+def figure_title(wildcards):
+    return REPORT_FIGURES[wildcards.figure][2]
+
+
+def figure_labels(wildcards):
+    """The report's columns for a figure page: its number and what it shows."""
+    label, shows, _ = REPORT_FIGURES[wildcards.figure]
+    return {"figure": label, "shows": shows}
+
+
+def training_curves(wildcards, ext):
+    """A model's training curve(s): one per fold after a k-fold training."""
+    if k_folds() < 2:
+        return [f"results/models/{wildcards.model}/training_curve.{ext}"]
+    return expand(
+        "results/models/{model}/fold{fold}/training_curve.{ext}",
+        model=wildcards.model,
+        fold=range(k_folds()),
+        ext=ext,
+    )
+
+
+def training_curves_png(wildcards):
+    return training_curves(wildcards, "png")
+
+
+def training_curves_pdf(wildcards):
+    return training_curves(wildcards, "pdf")
+
+
+def training_headings(wildcards):
+    """Headings of a training page's figures: the folds, or none for a single split."""
+    return [f"Fold {fold}" for fold in range(k_folds())] if k_folds() >= 2 else []
+
+
+def training_title(wildcards):
+    return f"Training of {display_name(wildcards.model)}"
+
+
+def training_labels(wildcards):
+    return {
+        "model": display_name(wildcards.model),
+        "shows": "Loss and validation AUC per epoch"
+        + (f", {k_folds()} folds" if k_folds() >= 2 else ""),
+    }
+
+
+def report_front_page():
+    """The report's front page: this run's (rule front_page, with the cohort statement) once it
+    exists, else the template report/workflow.rst."""
+    generated = Path("results/report/workflow.rst")
+    return str(generated.resolve()) if generated.is_file() else "report/workflow.rst"
 
 
 def split_file():
@@ -208,7 +341,8 @@ def input_kind(skull_strip):
 
 def counterfactual_variants():
     """The trained models the counterfactual test asks: every configured model on the configured
-    input, and the skull-strip comparison CTNet on the other input kind (when CTNet is trained)."""
+    input, and the skull-strip comparison CTNet on the other input kind (when CTNet is trained).
+    """
     configured = input_kind(config["preprocess"]["skull_strip"])
     variants = [
         {
@@ -240,7 +374,10 @@ def counterfactual_model_inputs():
             files += [f"{variant['model_dir']}/threshold.json"]
             files += as_list(model_weights(variant["model"]))
         else:
-            files += [f"{variant['model_dir']}/threshold.json", f"{variant['model_dir']}/weights.pt"]
+            files += [
+                f"{variant['model_dir']}/threshold.json",
+                f"{variant['model_dir']}/weights.pt",
+            ]
         files += [f"{variant['arrays']}/volumes.npy", f"{variant['arrays']}/index.tsv"]
     return files
 

@@ -4,11 +4,7 @@ rule convert_dicom:
         clinical=config["data"]["clinical"],
     output:
         nifti=directory("results/nifti"),
-        qc=report(
-            "results/qc/series.tsv",
-            caption="../report/qc_series.rst",
-            category="Quality control",
-        ),
+        qc="results/qc/series.tsv",
         scans="results/qc/scans.tsv",
     log:
         "logs/convert_dicom.log",

@@ -86,10 +86,15 @@ rule counterfactuals:
         deltas="results/evaluation/counterfactuals.tsv",
         summary="results/evaluation/counterfactual_summary.tsv",
         table=report(
-            "results/tables/counterfactuals.csv",
+            "results/tables/counterfactuals.html",
             caption="../report/counterfactuals.rst",
             category="Reproduction",
+            labels={
+                "item": "Counterfactual test",
+                "shows": "What each model learnt: its logit change when a factor is removed",
+            },
         ),
+        table_csv="results/tables/counterfactuals.csv",
         table_md="results/tables/counterfactuals.md",
         table_tex="results/tables/counterfactuals.tex",
     log:

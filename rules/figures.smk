@@ -1,5 +1,6 @@
 localrules:
     figures,
+    agreement_figure,
     fig1_pipeline,
 
 
@@ -7,26 +8,10 @@ rule figures:
     input:
         test_scans="results/evaluation/test_scans.tsv",
     output:
-        fig2=report(
-            multiext("results/figures/fig2_confusion", ".pdf", ".png"),
-            caption="../report/fig2_confusion.rst",
-            category="Figures",
-        ),
-        roc=report(
-            multiext("results/figures/supp_fig4_roc", ".pdf", ".png"),
-            caption="../report/supp_fig4_roc.rst",
-            category="Figures",
-        ),
-        calibration=report(
-            multiext("results/figures/calibration", ".pdf", ".png"),
-            caption="../report/calibration.rst",
-            category="Figures",
-        ),
-        decision_curve=report(
-            multiext("results/figures/decision_curve", ".pdf", ".png"),
-            caption="../report/decision_curve.rst",
-            category="Figures",
-        ),
+        fig2=multiext("results/figures/fig2_confusion", ".pdf", ".png"),
+        roc=multiext("results/figures/supp_fig4_roc", ".pdf", ".png"),
+        calibration=multiext("results/figures/calibration", ".pdf", ".png"),
+        decision_curve=multiext("results/figures/decision_curve", ".pdf", ".png"),
     log:
         "logs/figures.log",
     conda:
@@ -39,14 +24,25 @@ rule figures:
         "../scripts/figures.py"
 
 
+rule agreement_figure:
+    input:
+        agreement="results/evaluation/agreement.tsv",
+    output:
+        figure=multiext("results/figures/agreement_heatmap", ".pdf", ".png"),
+    log:
+        "logs/agreement_figure.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        synthetic=SYNTHETIC,
+    script:
+        "../scripts/agreement_figure.py"
+
+
 rule fig1_pipeline:
     output:
         dot="results/figures/rulegraph.dot",
-        fig1=report(
-            multiext("results/figures/fig1_pipeline", ".pdf", ".png"),
-            caption="../report/fig1_pipeline.rst",
-            category="Figures",
-        ),
+        fig1=multiext("results/figures/fig1_pipeline", ".pdf", ".png"),
     log:
         "logs/fig1_pipeline.log",
     conda:
@@ -56,5 +52,6 @@ rule fig1_pipeline:
         snakefile=workflow.main_snakefile,
         config=config,
         synthetic=SYNTHETIC,
+        omit=FIG1_OMITTED_RULES,
     script:
         "../scripts/fig1_pipeline.py"

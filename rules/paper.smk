@@ -15,18 +15,28 @@ rule paper_comparison:
         localisation=attribution_localisation,
     output:
         comparison=report(
-            "results/paper/comparison.csv",
+            "results/paper/comparison.html",
             caption="../report/paper_comparison.rst",
             category="Reproduction",
+            labels={
+                "item": "The paper beside this run",
+                "shows": "Every published number next to the reproduced one",
+            },
         ),
+        comparison_csv="results/paper/comparison.csv",
         comparison_md="results/paper/comparison.md",
         comparison_tex="results/paper/comparison.tex",
         comparison_tsv="results/paper/comparison.tsv",
         claims=report(
-            "results/paper/claims.csv",
+            "results/paper/claims.html",
             caption="../report/paper_claims.rst",
             category="Reproduction",
+            labels={
+                "item": "The paper's claims",
+                "shows": "Each claim decided by a computed test on this run",
+            },
         ),
+        claims_csv="results/paper/claims.csv",
         claims_md="results/paper/claims.md",
         claims_tex="results/paper/claims.tex",
         claims_tsv="results/paper/claims.tsv",
@@ -48,10 +58,15 @@ rule paper_audit:
     input:
         values=config["paper"]["values"],
     output:
-        md=report(
-            "results/paper/audit.md",
+        md="results/paper/audit.md",
+        html=report(
+            "results/paper/audit.html",
             caption="../report/paper_audit.rst",
             category="Reproduction",
+            labels={
+                "item": "Audit of the paper's numbers",
+                "shows": "Consistency of the paper's own printed numbers",
+            },
         ),
         tsv="results/paper/audit.tsv",
     log:

@@ -7,11 +7,16 @@ rule table1:
         clinical=config["data"]["clinical"],
         split="results/split/split.tsv",
     output:
-        csv=report(
-            "results/tables/table1.csv",
+        html=report(
+            "results/tables/table1.html",
             caption="../report/table1.rst",
             category="Tables",
+            labels={
+                "table": "Table 1",
+                "shows": "Baseline characteristics of the patients",
+            },
         ),
+        csv="results/tables/table1.csv",
         md="results/tables/table1.md",
         tex="results/tables/table1.tex",
     log:

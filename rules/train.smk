@@ -24,12 +24,7 @@ if K_FOLDS < 2:
             threshold="results/models/{model}/threshold.json",
             epochs="results/models/{model}/epochs.tsv",
             predictions="results/predictions/{model}.tsv",
-            curve=report(
-                "results/models/{model}/training_curve.png",
-                caption="../report/training_curve.rst",
-                category="Training",
-                labels={"model": "{model}"},
-            ),
+            curve=multiext("results/models/{model}/training_curve", ".pdf", ".png"),
         log:
             "logs/train/{model}.log",
         benchmark:
@@ -64,11 +59,8 @@ else:
             threshold="results/models/{model}/fold{fold}/threshold.json",
             epochs="results/models/{model}/fold{fold}/epochs.tsv",
             predictions="results/models/{model}/fold{fold}/predictions.tsv",
-            curve=report(
-                "results/models/{model}/fold{fold}/training_curve.png",
-                caption="../report/training_curve.rst",
-                category="Training",
-                labels={"model": "{model}", "fold": "{fold}"},
+            curve=multiext(
+                "results/models/{model}/fold{fold}/training_curve", ".pdf", ".png"
             ),
         log:
             "logs/train/{model}_fold{fold}.log",

@@ -23,4 +23,6 @@ title = (
     "Counterfactual test: logit change when one image factor is removed from a test scan "
     "(mean, 95% CI over patients), beside the image-only oracle's change"
 )
-write_table(summary_table(summary), Path(snakemake.output.table).with_suffix(""), title, synthetic=True)
+write_table(
+    summary_table(summary), Path(snakemake.output.table).with_suffix(""), title, synthetic=True, tidy=summary
+)

@@ -48,7 +48,7 @@ undefined = {  # table -> note on the resamples left out of its intervals ("" wh
 }
 # Without a reader study (data.readers empty) table 2 has CTNet alone and agreement is among the models.
 raters = "CTNet and clinicians" if readers is not None else "CTNet (no reader study: data.readers is empty)"
-tables = {  # table -> (output holding its .csv, title)
+tables = {  # table -> (output holding its .html, title)
     "table2": (
         "table2",
         f"Table 2. {raters} on the test set, % ({ci}). {undefined['table2']}".strip(),
@@ -71,4 +71,4 @@ tables = {  # table -> (output holding its .csv, title)
 }
 for name, (output, title) in tables.items():
     stem = Path(getattr(snakemake.output, output)).with_suffix("")
-    write_table(out[name], stem, title, synthetic=snakemake.params.synthetic)
+    write_table(out[name], stem, title, synthetic=snakemake.params.synthetic, tidy=out[f"{name}_tidy"])

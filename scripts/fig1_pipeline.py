@@ -38,4 +38,5 @@ if result.returncode != 0:
     raise RuntimeError(f"snakemake --rulegraph failed:\n{result.stderr}")
 dot = result.stdout[result.stdout.index("digraph") :]
 Path(snakemake.output.dot).write_text(dot)
-fig1_pipeline(dot, Path(snakemake.output.fig1[0]).with_suffix(""), snakemake.params.synthetic)
+stem = Path(snakemake.output.fig1[0]).with_suffix("")
+fig1_pipeline(dot, stem, snakemake.params.synthetic, omit=snakemake.params.omit)

@@ -29,4 +29,4 @@ numbers = paper_numbers(
     readers,
     snakemake.params.synthetic,
 )
-write_numbers(numbers, snakemake.output.json, snakemake.output.md)
+write_numbers(numbers, snakemake.output.json, snakemake.output.md, snakemake.output.html)

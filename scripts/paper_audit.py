@@ -11,8 +11,12 @@ from htct.errors import report_input_errors
 report_input_errors()
 
 from htct.paper import audit_markdown, audit_values, load_paper_values
+from htct.report.html import html_document, markdown_html
 
 values = load_paper_values(snakemake.input.values)
 findings = audit_values(values)
 findings.to_csv(snakemake.output.tsv, sep="\t", index=False)
-Path(snakemake.output.md).write_text(audit_markdown(findings, values), encoding="utf-8")
+markdown = audit_markdown(findings, values)
+Path(snakemake.output.md).write_text(markdown, encoding="utf-8")
+page = html_document("Audit of the paper's own numbers", markdown_html(markdown))
+Path(snakemake.output.html).write_text(page, encoding="utf-8")

@@ -13,13 +13,13 @@ report_input_errors()
 import pandas as pd
 
 from htct.sheets import load_clinical
-from htct.tables import table1, write_table
+from htct.tables import table1_pretty, table1_tidy, write_table
 
 clinical = load_clinical(snakemake.input.clinical)
 split = pd.read_csv(snakemake.input.split, sep="\t", dtype={"patient_id": str})
-table = table1(clinical, split)
-stem = Path(snakemake.output.csv).with_suffix("")
-write_table(
-    table, stem, "Table 1. Baseline characteristics of the patients", synthetic=snakemake.params.synthetic
-)
+tidy = table1_tidy(clinical, split)
+table = table1_pretty(tidy)
+stem = Path(snakemake.output.html).with_suffix("")
+title = "Table 1. Baseline characteristics of the patients"
+write_table(table, stem, title, synthetic=snakemake.params.synthetic, tidy=tidy)
 print(table.to_string(), file=sys.stderr)

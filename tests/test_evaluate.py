@@ -510,7 +510,8 @@ def test_net_benefit_treat_all_and_perfect_model() -> None:
 def test_format_ci() -> None:
     assert format_ci(20 / 31, 0.521, 0.75) == "64.52 (52.10–75.00)"
     assert format_ci(0.7314, 0.6301, 0.8326, percent=False, digits=3) == "0.731 (0.630–0.833)"
-    assert format_ci(np.nan, np.nan, np.nan) == "NA"
+    assert format_ci(np.nan, np.nan, np.nan) == "–"
+    assert format_ci(0.5, np.nan, np.nan) == "50.00 (–)"
 
 
 def test_tables_from_prediction_and_reader_sheets() -> None:

@@ -7,14 +7,20 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.legend import Legend
+from matplotlib.patches import FancyBboxPatch
+from matplotlib.transforms import Bbox
 from PIL import Image
 from torch import nn
 
-from htct.evaluate import brier_score, delong_ci
+from htct.evaluate import brier_score, calibration_slope_intercept, calibration_table, delong_ci
 from htct.figures import (
     SYNTHETIC_FIGURE_NOTE,
+    agreement_figure,
     calibration_figure,
     decision_curve_figure,
     fig1_pipeline,
@@ -27,6 +33,7 @@ from htct.figures import (
 )
 from htct.figures.attention import attention_mass, attention_summary, fig3_attention, gradcam
 from htct.figures.pipeline import layout_rulegraph
+from htct.figures.training import training_curve_figure
 
 # ---------------------------------------------------------------- helpers
 
@@ -88,8 +95,12 @@ def test_fig2_confusion_counts_percentages_and_note(tmp_path):
     assert {"2\n66.7%", "1\n33.3%", "4\n80.0%", "1\n20.0%"} <= set(texts)  # CTNet's row percentages
     assert texts.count("0\n0.0%") == 8  # every reader: no false positives
     assert {"CTNet", "Reader 1", "Reader 8"} <= set(texts)
-    images = [ax.images[0] for ax in fig.axes if ax.images]
-    assert len(images) == 9 and all(im.get_clim() == (0, 100) for im in images)  # one shared scale
+    meshes = [
+        ax.collections[0]
+        for ax in fig.axes
+        if ax.get_title() in {"CTNet", *(f"Reader {k}" for k in range(1, 9))}
+    ]
+    assert len(meshes) == 9 and all(mesh.get_clim() == (0, 100) for mesh in meshes)  # one shared scale
     check_outputs(tmp_path / "fig2", synthetic=True, title_start="Figure 2")
 
 
@@ -147,6 +158,128 @@ def test_calibration_figure_reports_brier(tmp_path, cohort):
     assert "slope" in legend and "intercept" in legend
     assert len(fig.axes) == 2  # reliability diagram + histogram
     check_outputs(tmp_path / "calibration", synthetic=True)
+
+
+def legend_overlaps(fig) -> list[tuple[str, str]]:
+    """(legend title, artist) pairs where a legend's box overlaps the box of a data artist: a line,
+    marker, band, bar or image of any axes (reference lines such as the diagonal count too)."""
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    # Axes legends include those kept with add_artist (a second legend on the same axes).
+    legends = list(fig.legends) + [a for ax in fig.axes for a in ax.get_children() if isinstance(a, Legend)]
+    assert legends, "the figure has no legend"
+    found = []
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        for ax in fig.axes:
+            for artist in [*ax.lines, *ax.collections, *ax.patches, *ax.images]:
+                extent = artist.get_window_extent(renderer)
+                if not np.isfinite(extent.extents).all():
+                    continue  # an empty artist (e.g. the error bars of no point) covers nothing
+                if artist.get_clip_on():  # only the part inside the axes is drawn
+                    extent = Bbox.intersection(extent, ax.bbox)
+                if artist.get_visible() and extent is not None and box.overlaps(extent):
+                    found.append((legend.get_title().get_text(), str(artist.get_label())))
+    return found
+
+
+@pytest.mark.parametrize("n_scans", [16, 60])
+def test_no_legend_covers_data_in_the_roc_and_calibration_figures(tmp_path, n_scans):
+    rng = np.random.default_rng(n_scans)
+    y = np.tile([0, 1], n_scans // 2)
+    scores = {
+        "ctnet": np.clip(0.5 + 0.3 * (y - 0.5) + rng.normal(0, 0.2, y.size), 0.01, 0.99),
+        "wozniak2023": np.full(y.size, 0.5) + rng.normal(0, 1e-3, y.size),  # near-constant
+        "soundari2022": rng.uniform(0, 1, y.size),
+    }
+    readers = {f"Clinician {k}": (rng.random(y.size) < 0.3 + 0.4 * y).astype(int) for k in range(1, 9)}
+    readers["Clinician 8"] = np.zeros(y.size, dtype=int)  # an operating point at (0, 0)
+    patient_ids = [f"P{k}" for k in range(y.size)]
+    band = roc_band(y, scores["ctnet"], patient_ids, n_bootstrap=100)
+    roc = supp_fig4_roc(y, scores, readers, tmp_path / "roc", synthetic=True, band=band)
+    assert legend_overlaps(roc) == []
+    calibration = calibration_figure(y, scores, tmp_path / "calibration", synthetic=True)
+    assert legend_overlaps(calibration) == []
+    decision = decision_curve_figure(y, scores, tmp_path / "dca", synthetic=True)
+    assert legend_overlaps(decision) == []
+
+
+def test_legend_check_sees_a_legend_on_the_curves(tmp_path, cohort):
+    """The overlap check fails on the old layout: the AUC legend inside the axes, lower right."""
+    y, _, scores, readers = cohort
+    fig = supp_fig4_roc(y, scores, readers, tmp_path / "roc", synthetic=False)
+    inside = fig.axes[0].legend(handles=fig.axes[0].lines[1:4], loc="lower right")
+    assert any(title == inside.get_title().get_text() for title, _ in legend_overlaps(fig))
+
+
+def test_readers_at_one_operating_point_are_all_visible(tmp_path, cohort):
+    y, _, scores, _ = cohort
+    same = (y == 1).astype(int)
+    readers = {"Clinician 1": same, "Clinician 2": same, "Clinician 3": same}  # all at (0, 1)
+    fig = supp_fig4_roc(y, scores, readers, tmp_path / "roc", synthetic=False)
+    points = [line for line in fig.axes[0].lines if line.get_label().startswith("Clinician")]
+    fig.draw_without_rendering()
+    centres = [line.get_transform().transform((line.get_xdata()[0], line.get_ydata()[0])) for line in points]
+    assert all(line.get_xdata()[0] == 0 and line.get_ydata()[0] == 1 for line in points)  # data unchanged
+    xs = sorted(c[0] for c in centres)
+    assert min(np.diff(xs)) > 3  # display pixels apart, none hidden under another
+    ax_box = fig.axes[0].get_window_extent()
+    assert all(ax_box.x0 <= x for x in xs)  # not cut by the axes' edge at FPR 0
+    assert all(line.get_zorder() > 2 for line in points)  # above curves and band
+
+
+def test_calibration_shows_no_slope_for_near_constant_predictions(tmp_path, cohort):
+    y, _, scores, _ = cohort
+    flat = np.full(y.size, 0.5) + np.random.default_rng(0).normal(0, 1e-3, y.size)
+    fig = calibration_figure(
+        y, {"ctnet": flat, "wozniak2023": scores["ctnet"]}, tmp_path / "c", synthetic=False
+    )
+    texts = " ".join(figure_texts(fig))
+    assert "CTNet: Brier" in texts and "slope n/a (near-constant predictions), intercept" in texts
+    fit = calibration_slope_intercept(y, scores["ctnet"])
+    assert f"Wozniak 2023: Brier {brier_score(y, scores['ctnet']):.3f}\nslope {fit.slope:.2f}," in texts
+    # 60 scans: 6 quantile bins of 10 scans, each with its Wilson interval.
+    assert "6 quantile bins of 10 scans" in texts
+    table = calibration_table(y, scores["ctnet"], n_bins=6, strategy="quantile")
+    errorbars = [c for c in fig.axes[0].containers if c.get_label().startswith("Wozniak 2023")]
+    np.testing.assert_allclose(np.asarray(errorbars[0].lines[0].get_ydata(), dtype=float), table["observed"])
+    # Underneath, every scan's prediction, one row per model.
+    rows = [collection.get_offsets() for collection in fig.axes[1].collections]
+    assert [len(r) for r in rows] == [y.size, y.size]
+    np.testing.assert_allclose(np.sort(rows[1][:, 0]), np.sort(scores["ctnet"]))
+
+
+def test_training_curve_figure(tmp_path):
+    epochs = pd.DataFrame(
+        {
+            "epoch": range(1, 13),
+            "train_loss": np.linspace(0.7, 0.3, 12),
+            "val_loss": [0.69, 0.66, 0.6, 0.55, 0.52, 0.5, 0.49, 0.5, 0.52, 0.55, 0.57, 0.6],
+            "val_auc": np.linspace(0.55, 0.8, 12),
+        }
+    )
+    fig = training_curve_figure(epochs, tmp_path / "curve", "ctnet", best_epoch=7, fold=2, synthetic=True)
+    texts = figure_texts(fig)
+    assert "CTNet, fold 2: loss" in texts and "ctnet" not in " ".join(texts)
+    assert "Kept: epoch 7" in texts and SYNTHETIC_FIGURE_NOTE in texts
+    kept = [line for line in fig.axes[0].lines if line.get_label() == "Kept: epoch 7"]
+    assert kept[0].get_xdata()[0] == 7
+    assert all(tick == int(tick) for tick in fig.axes[0].get_xticks())
+    check_outputs(tmp_path / "curve", synthetic=True, title_start="Training curve of CTNet, fold 2")
+
+
+def test_agreement_figure(tmp_path):
+    raters = ["ctnet", "Clinician 1", "Clinician 2"]
+    percent = pd.DataFrame([[1, 0.8, 0.7], [0.8, 1, 0.9], [0.7, 0.9, 1]], index=raters, columns=raters)
+    kappa = pd.DataFrame([[1, 0.6, 0.4], [0.6, 1, 0.8], [0.4, 0.8, 1]], index=raters, columns=raters)
+    fig = agreement_figure(percent, kappa, tmp_path / "agreement", synthetic=False)
+    percent_ax, kappa_ax = (
+        ax for ax in fig.axes if ax.get_title().startswith(("Percent agreement", "Cohen's kappa"))
+    )
+    assert [t.get_text() for t in percent_ax.texts] == ["0.80", "0.70", "0.90"]  # lower triangle only
+    assert [t.get_text() for t in kappa_ax.texts] == ["0.60", "0.40", "0.80"]
+    assert "CTNet" in figure_texts(fig)
+    check_outputs(tmp_path / "agreement", synthetic=False)
 
 
 def test_decision_curve_figure_strategies(tmp_path, cohort):
@@ -209,9 +342,10 @@ def test_parse_rulegraph_of_a_toy_workflow(toy_rulegraph):
         levels[0] == ["a"] and sorted(levels[1]) == ["b", "d"] and levels[2] == ["c"] and levels[3] == ["all"]
     )
     layout = layout_rulegraph(graph)
-    # a -> c and d -> all skip a level: one virtual point each, so they bend around the boxes between.
-    assert len(layout.edge_paths[(by_label["a"], by_label["c"])]) == 3
-    assert len(layout.edge_paths[(by_label["d"], by_label["all"])]) == 3
+    # a -> c and d -> all skip a level: two virtual points each (top and bottom of that level's
+    # boxes), so they run around the boxes between.
+    assert len(layout.edge_paths[(by_label["a"], by_label["c"])]) == 4
+    assert len(layout.edge_paths[(by_label["d"], by_label["all"])]) == 4
     assert len(layout.edge_paths[(by_label["a"], by_label["b"])]) == 2
 
 
@@ -230,6 +364,40 @@ def test_fig1_pipeline_draws_every_rule(tmp_path, toy_rulegraph):
     assert {"a", "b", "c", "d", "all"} <= set(figure_texts(fig))
     assert len(fig.axes[0].patches) == 5 + 6  # boxes + arrows
     check_outputs(tmp_path / "fig1", synthetic=True, title_start="Figure 1")
+
+
+def _boxes_and_labels(fig):
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    ax = fig.axes[0]
+    boxes = [patch.get_window_extent(renderer) for patch in ax.patches if isinstance(patch, FancyBboxPatch)]
+    labels = {text.get_text(): text.get_window_extent(renderer) for text in ax.texts}
+    return boxes, labels
+
+
+def test_fig1_labels_stay_inside_their_boxes_and_boxes_apart(tmp_path):
+    """Long rule names (the workflow's are up to 33 characters) and a wide level: every label
+    inside its own box, no two boxes overlapping, rules left out as asked."""
+    names = ["synth_cohort", "convert_dicom", "preprocess_skull_strip_comparison", "preprocess"]
+    names += ["train_skull_strip_comparison", "lesion_masks", "train", "split", "table1", "evaluate"]
+    names += ["figure_page", "all"]
+    nodes = "\n".join(
+        f'    {k}[label = "{name}", color = "0.1 0.6 0.85", style="rounded"];' for k, name in enumerate(names)
+    )
+    edges = [(0, k) for k in range(1, 10)] + [(1, 2), (1, 3), (2, 4), (3, 5), (3, 6), (7, 6), (6, 9), (9, 10)]
+    edges += [(k, 11) for k in range(1, 11)]
+    dot = "digraph snakemake_dag {\n" + nodes + "\n" + "\n".join(f"    {a} -> {b}" for a, b in edges) + "\n}"
+    fig = fig1_pipeline(dot, tmp_path / "fig1", synthetic=False, omit=["all", "figure_page"])
+    boxes, labels = _boxes_and_labels(fig)
+    assert len(boxes) == 10 and "all" not in labels and "figure_page" not in labels
+    for text, extent in labels.items():
+        inside = [box for box in boxes if box.contains(*extent.p0) and box.contains(*extent.p1)]
+        assert len(inside) == 1, text  # the label fits in one box, its own
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b)
+    with pytest.raises(ValueError, match="consume"):
+        fig1_pipeline(dot, tmp_path / "bad", synthetic=False, omit=["evaluate"])
 
 
 # ---------------------------------------------------------------- attention
@@ -387,7 +555,9 @@ def test_tiny_test_sets_do_not_break_the_figures(tmp_path):
     fig = supp_fig4_roc(y, scores, {"R1": np.array([1, 0, 0])}, tmp_path / "roc", synthetic=True, band=band)
     assert {"CTNet: AUC 1.00 (CI n/a)", "Wozniak 2023: AUC 0.50 (CI n/a)"} <= set(figure_texts(fig))
     fig = calibration_figure(y, scores, tmp_path / "calibration", synthetic=True)
-    assert "CTNet: Brier 0.020\nslope n/a, intercept n/a" in figure_texts(fig)  # perfectly separated
+    assert any(
+        t.startswith("CTNet: Brier 0.020\nslope n/a, intercept n/a\n") for t in figure_texts(fig)
+    )  # separated
     one_class = np.array([1, 1, 1])
     fig = supp_fig4_roc(one_class, scores, {}, tmp_path / "roc1", synthetic=True)
     assert "CTNet: AUC n/a" in figure_texts(fig)

@@ -9,7 +9,7 @@ import pytest
 
 from htct.evaluate import binary_metrics, bootstrap_metrics
 from htct.tables.numbers import paper_numbers, write_numbers
-from htct.tables.reader_study import AVERAGE_READER, evaluate_study, with_reader_average
+from htct.tables.reader_study import AVERAGE_READER, ci_table, evaluate_study, with_reader_average
 
 MODELS = ["ctnet", "wozniak2023", "soundari2022"]
 READERS = [f"Clinician {i}" for i in range(1, 9)]
@@ -62,6 +62,32 @@ def test_table2_and_table3_layout_and_values():
         f"CTNet vs {name}" for name in ["Woźniak et al. (2023)", "Soundari et al. (2022)", *READERS]
     ]
     assert out["agreement"].shape == (18, 9)
+
+
+def test_tidy_tables_hold_the_numbers_and_the_pretty_tables_come_from_them():
+    scans, predictions, readers = _fixture(seed=5)
+    out = evaluate_study(predictions, readers, n_bootstrap=100, seed=2)
+    metrics = out["metrics"].set_index(["rater", "metric"])
+    tidy = out["table2_tidy"]
+    assert list(tidy.columns) == ["Rater", "Metric", "estimate", "lower", "upper"]
+    assert len(tidy) == out["table2"].size
+    row = tidy.query("Rater == 'Clinician 3' and Metric == 'Specificity'").iloc[0]
+    expected = 100 * metrics.loc[("Clinician 3", "specificity"), ["value", "low", "high"]].to_numpy()
+    np.testing.assert_allclose(row[["estimate", "lower", "upper"]].to_numpy(dtype=float), expected)
+    assert out["table2"].loc["Clinician 3", "Specificity"] == "{:.2f} ({:.2f}–{:.2f})".format(*expected)
+    assert ci_table(out["table3_tidy"]).equals(out["table3"])
+    tests = out["tests_tidy"]
+    assert pd.api.types.is_float_dtype(tests["DeLong p"]) and tests["DeLong p"].between(0, 1).all()
+    assert list(tests.columns) == list(out["tests"].columns)
+    agreement = out["agreement_tidy"].query('statistic == "Cohen\'s kappa"')
+    kappa = out["agreement_numeric"].loc["cohen_kappa"]
+    assert agreement.query("rater == 'CTNet' and other_rater == 'Clinician 2'")[
+        "value"
+    ].item() == pytest.approx(kappa.loc["ctnet", "Clinician 2"])
+    assert (
+        out["agreement"].loc[("Cohen's kappa", "CTNet"), "Clinician 2"]
+        == f"{kappa.loc['ctnet', 'Clinician 2']:.2f}"
+    )
 
 
 def test_average_interval_is_the_interval_of_the_mean():

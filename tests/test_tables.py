@@ -2,10 +2,11 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from htct import SYNTHETIC_NOTICE
 from htct.split import make_split
-from htct.tables import table1, write_table
+from htct.tables import MISSING, table1, table1_pretty, table1_tidy, write_table
 
 MEDICATIONS = ["antiplatelet", "anticoagulant", "thrombolytic", "none", "not_available"]
 
@@ -53,18 +54,71 @@ def test_table1_equals_direct_count():
             assert training + test == total, row
 
 
+def test_table1_tidy_holds_the_numbers_of_the_pretty_table():
+    clinical = _clinical(60, seed=4)
+    scans = pd.DataFrame({"scan_id": clinical["patient_id"] + "_scan1", "patient_id": clinical["patient_id"]})
+    split = make_split(clinical, scans, seed=3, test_fraction=0.2)
+    tidy = table1_tidy(clinical, split)
+    assert list(tidy.columns) == [
+        "characteristic",
+        "level",
+        "group",
+        "group_n",
+        "count",
+        "percent",
+        "mean",
+        "sd",
+    ]
+    test = clinical[clinical["patient_id"].isin(split.loc[split["part"] == "test", "patient_id"])]
+    age = tidy.query("group == 'Test' and characteristic == 'Age, years, mean ± SD'").iloc[0]
+    assert age["mean"] == pytest.approx(test["age"].mean()) and age["sd"] == pytest.approx(test["age"].std())
+    assert np.isnan(age["count"]) and np.isnan(age["percent"])
+    female = tidy.query("group == 'Test' and level == 'Female'").iloc[0]
+    assert female["count"] == (test["sex"] == "F").sum()
+    assert female["percent"] == pytest.approx(100 * (test["sex"] == "F").mean())
+    assert table1_pretty(tidy).equals(table1(clinical, split))
+
+
 def test_write_table_formats(tmp_path):
     clinical = _clinical(40)
     scans = pd.DataFrame({"scan_id": clinical["patient_id"] + "_scan1", "patient_id": clinical["patient_id"]})
-    table = table1(clinical, make_split(clinical, scans, seed=2, test_fraction=0.2))
-    paths = write_table(table, tmp_path / "table1", "Table 1. Baseline", synthetic=True)
-    assert [p.suffix for p in paths] == [".csv", ".md", ".tex"]
-    back = pd.read_csv(paths[0], comment="#")
-    assert back.shape == (table.shape[0], table.shape[1] + 2)
-    assert list(back.iloc[:, 2]) == list(table.iloc[:, 0])
-    for path in paths:
-        assert "SYNTHETIC COHORT" in path.read_text()
+    split = make_split(clinical, scans, seed=2, test_fraction=0.2)
+    table, tidy = table1(clinical, split), table1_tidy(clinical, split)
+    paths = write_table(table, tmp_path / "table1", "Table 1. Baseline", synthetic=True, tidy=tidy)
+    assert [p.suffix for p in paths] == [".csv", ".md", ".tex", ".html"]
+    # The CSV is tidy and plain: read without options, numbers as numbers, missing as empty.
+    assert not paths[0].read_text().startswith("#")
+    back = pd.read_csv(paths[0])
+    assert list(back.columns) == [*tidy.columns, "synthetic"]
+    assert back["synthetic"].all()
+    assert back["level"].isna().sum() == (tidy["level"] == "").sum()  # rows without a level
+    pd.testing.assert_frame_equal(back[tidy.columns].fillna({"level": ""}), tidy, check_dtype=False)
+    assert ",," in paths[0].read_text()  # age rows have no count: an empty field, not "NA"
+    for path in paths[1:]:
+        assert "SYNTHETIC COHORT" in path.read_text(), path
     assert SYNTHETIC_NOTICE in paths[1].read_text()
     assert r"\begin{tabular}" in paths[2].read_text() and r"$\pm$" in paths[2].read_text()
-    real = write_table(table, tmp_path / "real", "Table 1.", synthetic=False)
+    page = paths[3].read_text()
+    assert "<table>" in page and "<caption>Table 1. Baseline</caption>" in page and "<script" not in page
+    assert page.count("<tr>") == table.shape[0] + 1
+    real = write_table(table, tmp_path / "real", "Table 1.", synthetic=False, tidy=tidy)
     assert all("SYNTHETIC" not in p.read_text() for p in real)
+    assert not pd.read_csv(real[0])["synthetic"].any()
+
+
+def test_missing_values_print_one_way(tmp_path):
+    """NaN, None and a builder's "NA" or "nan" all print as the en dash; the tidy CSV leaves them empty."""
+    table = pd.DataFrame(
+        {"Estimate": ["0.50", "NA", "nan", None, np.nan], "Medication": ["None"] * 5},
+        index=pd.Index(["a", "b", "c", "d", "e"], name="Row"),
+    )
+    tidy = pd.DataFrame({"Row": list("abcde"), "estimate": [0.5, np.nan, np.nan, np.nan, np.nan]})
+    csv, md, tex, page = write_table(table, tmp_path / "t", "T.", synthetic=False, tidy=tidy)
+    assert md.read_text().count(f"| {MISSING} |") == 4 and md.read_text().count("| None |") == 5
+    assert tex.read_text().count(" & --") == 4
+    assert page.read_text().count(f'"number">{MISSING}<') == 4
+    assert pd.read_csv(csv)["estimate"].isna().sum() == 4
+    assert csv.read_text().count("\n") == 6
+    # Without a tidy table the CSV holds the pretty cells, missing ones empty.
+    plain = write_table(table, tmp_path / "p", "T.", synthetic=False)[0]
+    assert pd.read_csv(plain)["Estimate"].isna().sum() == 4

@@ -137,6 +137,7 @@ def test_training_learns_and_writes_every_output(toy, tmp_path):
         "threshold.json",
         "checkpoint.pt",
         "training_curve.png",
+        "training_curve.pdf",
     ):
         assert (out / name).is_file(), name
     epochs = pd.read_csv(out / "epochs.tsv", sep="\t")

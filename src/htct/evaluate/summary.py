@@ -137,15 +137,16 @@ def format_ci(value: float, low: float, high: float, percent: bool = True, digit
         digits: decimals.
 
     Returns:
-        e.g. ``format_ci(0.64516, 0.521, 0.75) == "64.52 (52.10–75.00)"``; ``"NA"`` for a NaN
-        estimate, ``"value (NA)"`` when the interval is undefined.
+        e.g. ``format_ci(0.64516, 0.521, 0.75) == "64.52 (52.10–75.00)"``; ``"–"`` for a NaN
+        estimate, ``"value (–)"`` when the interval is undefined (the tables' one spelling of a
+        missing value, :data:`htct.tables.write.MISSING`).
     """
     scale = 100.0 if percent else 1.0
     if np.isnan(value):
-        return "NA"
+        return "–"
     text = f"{value * scale:.{digits}f}"
     if np.isnan(low) or np.isnan(high):
-        return f"{text} (NA)"
+        return f"{text} (–)"
     return f"{text} ({low * scale:.{digits}f}–{high * scale:.{digits}f})"
 
 

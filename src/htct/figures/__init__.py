@@ -1,4 +1,5 @@
-"""Figures of the evaluation (fig. 1-3, supp. fig. 4, calibration, decision curves) and the Grad-CAM
+"""Figures of the evaluation (fig. 1-3, supp. fig. 4, calibration, decision curves, agreement,
+training curves in :mod:`htct.figures.training`) and the Grad-CAM
 attention analysis. Every function writes ``{stem}.pdf`` and ``{stem}.png`` and returns the Figure.
 
 The attention analysis (Grad-CAM, needs torch and captum) lives in :mod:`htct.figures.attention`
@@ -7,6 +8,7 @@ and is not imported here, so the plotting steps run in an environment without to
 
 from htct.figures.performance import (
     RocBand,
+    agreement_figure,
     calibration_figure,
     decision_curve_figure,
     fig2_confusion,
@@ -20,6 +22,7 @@ __all__ = [
     "SYNTHETIC_FIGURE_NOTE",
     "RocBand",
     "RuleGraph",
+    "agreement_figure",
     "calibration_figure",
     "decision_curve_figure",
     "fig1_pipeline",

@@ -1,5 +1,11 @@
 """Performance figures: confusion matrices (fig. 2), ROC curves with reader operating points (supp.
-fig. 4), calibration and decision curves. Statistics come from :mod:`htct.evaluate`.
+fig. 4), calibration, decision curves and the agreement of the raters. Statistics come from
+:mod:`htct.evaluate`.
+
+seaborn draws what is a statistical plot in its own right (the confusion and agreement heatmaps,
+the predictions under the calibration curve); the curves (ROC, reliability,
+net benefit) are plain matplotlib lines, where seaborn adds nothing. Legends sit outside the axes,
+so they never cover a curve, a band or a reader's point.
 """
 
 from __future__ import annotations
@@ -9,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.transforms import offset_copy
 from numpy.typing import ArrayLike, NDArray
 
 from htct.evaluate import (
@@ -36,11 +44,17 @@ from htct.figures.style import (
     SINGLE_COLUMN_IN,
     display_name,
     figure_style,
+    legend_below,
     new_figure,
     save_figure,
 )
 
 CONFUSION_CMAP = "cividis"  # perceptually uniform and readable with colour-vision deficiency
+READER_DODGE_PT = 5.5
+"""Horizontal offset (points) between readers drawn at the same ROC operating point."""
+NEAR_CONSTANT_LOGIT_SD = 0.1
+"""Below this SD of logit(p) the predictions are near-constant and the calibration slope (the
+coefficient of logit(p)) is not estimable: it is printed as n/a, not as a huge number."""
 
 
 def _binary(values: ArrayLike, name: str) -> NDArray[np.int64]:
@@ -79,11 +93,12 @@ def fig2_confusion(
     names = list(calls)
     if not names:
         raise ValueError("calls is empty")
+    import seaborn as sns
+
     nrows = int(np.ceil(len(names) / ncols))
     with figure_style():
         fig = new_figure(DOUBLE_COLUMN_IN, 2.05 * nrows + 0.5)
         axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
-        image = None
         for ax, name in zip(axes, names, strict=False):
             call = _binary(calls[name], f"calls[{name!r}]")
             if call.shape != truth.shape:
@@ -92,30 +107,33 @@ def fig2_confusion(
             counts = np.array([[tn, fp], [fn, tp]], dtype=float)  # rows: true no HT / HT
             row_total = counts.sum(axis=1, keepdims=True)
             percent = np.divide(100 * counts, row_total, out=np.zeros_like(counts), where=row_total > 0)
-            image = ax.imshow(percent, cmap=CONFUSION_CMAP, vmin=0, vmax=100)
-            for i in range(2):
-                for j in range(2):
-                    # cividis is dark at low values: white text there, black on the light end.
-                    colour = "white" if percent[i, j] < 60 else "black"
-                    ax.text(
-                        j,
-                        i,
-                        f"{int(counts[i, j])}\n{percent[i, j]:.1f}%",
-                        ha="center",
-                        va="center",
-                        color=colour,
-                        fontsize=8,
-                    )
-            ax.set_xticks([0, 1], ["no HT", "HT"])
-            ax.set_yticks([0, 1], ["no HT", "HT"], rotation=90, va="center")
+            cells = np.array(
+                [[f"{int(counts[i, j])}\n{percent[i, j]:.1f}%" for j in range(2)] for i in range(2)]
+            )
+            # seaborn picks black or white text from each cell's luminance.
+            sns.heatmap(
+                percent,
+                ax=ax,
+                cmap=CONFUSION_CMAP,
+                vmin=0,
+                vmax=100,
+                annot=cells,
+                fmt="",
+                annot_kws={"fontsize": 8},
+                cbar=False,
+                square=True,
+                xticklabels=["no HT", "HT"],
+                yticklabels=["no HT", "HT"],
+            )
+            ax.tick_params(axis="y", rotation=90)
             ax.set_xlabel("Predicted")
             ax.set_ylabel("True")
             ax.set_title(display_name(name))
-            ax.spines[:].set_visible(False)
         for ax in axes[len(names) :]:
             ax.set_visible(False)
-        colorbar = fig.colorbar(image, ax=axes.tolist(), shrink=0.6, pad=0.02)
+        colorbar = fig.colorbar(axes[0].collections[0], ax=axes.tolist(), shrink=0.6, pad=0.02)
         colorbar.set_label("Row percentage (%)")
+        colorbar.outline.set_visible(False)
         save_figure(fig, stem, title, synthetic)
     return fig
 
@@ -205,9 +223,20 @@ def _auc_label(truth: NDArray[np.int64], score: ArrayLike) -> str:
     return f"AUC {value:.2f} ({low:.2f}–{high:.2f})"
 
 
+def logit_spread(probability: ArrayLike) -> float:
+    """Standard deviation of logit(p) (p clipped as in the calibration fit): how much the
+    predictions vary on the scale the calibration slope is fitted on."""
+    from htct.evaluate.calibration import PROBABILITY_CLIP
+
+    clipped = np.clip(np.asarray(probability, dtype=float), PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
+    return float(np.std(np.log(clipped / (1 - clipped))))
+
+
 def _slope_intercept_label(truth: NDArray[np.int64], probability: ArrayLike) -> str:
     """Calibration slope and intercept, or ``n/a`` where the logistic fit is undefined: one class,
-    or perfect separation (slope not identifiable; common on tiny test sets)."""
+    perfect separation (common on tiny test sets) or, for the slope alone, near-constant
+    predictions (SD of logit(p) below :data:`NEAR_CONSTANT_LOGIT_SD`: the slope would be the
+    ratio of two near-zero spreads, e.g. "slope -116.27" for a model that predicts 0.50 for all)."""
     import warnings
 
     import statsmodels.api  # noqa: F401  (its import-time warning filters must not land in our context)
@@ -223,9 +252,20 @@ def _slope_intercept_label(truth: NDArray[np.int64], probability: ArrayLike) -> 
         except (ValueError, np.linalg.LinAlgError, ArithmeticError):
             return unavailable
     separated = any(issubclass(w.category, PerfectSeparationWarning) for w in caught)
-    if separated or not (np.isfinite(fit.slope) and np.isfinite(fit.intercept)):
+    if not np.isfinite(fit.intercept):
         return unavailable
-    return f"slope {fit.slope:.2f}, intercept {fit.intercept:.2f}"
+    intercept = f"intercept {fit.intercept:.2f}"
+    if logit_spread(probability) < NEAR_CONSTANT_LOGIT_SD:
+        return f"slope n/a (near-constant predictions), {intercept}"
+    if separated or not np.isfinite(fit.slope):
+        return unavailable
+    return f"slope {fit.slope:.2f}, {intercept}"
+
+
+def default_calibration_bins(n_scans: int) -> int:
+    """Quantile bins of about ten scans each, between 2 and 10 bins: ten bins on 16 scans would
+    zig-zag with one or two scans per point."""
+    return int(np.clip(round(n_scans / 10), 2, 10))
 
 
 def supp_fig4_roc(
@@ -255,7 +295,7 @@ def supp_fig4_roc(
 
     truth = _binary(y_true, "y_true")
     with figure_style():
-        fig = new_figure(SINGLE_COLUMN_IN, 2.75)
+        fig = new_figure(SINGLE_COLUMN_IN + 0.4, 3.6)
         ax = fig.subplots()
         ax.plot([0, 1], [0, 1], color="0.6", linestyle=":", linewidth=0.8, label="_chance")
         model_handles = []
@@ -281,10 +321,16 @@ def supp_fig4_roc(
                 )
                 band_handle = shade
         reader_handles = []
+        points: dict[tuple[float, float], int] = {}
         for k, (name, call) in enumerate(reader_calls.items()):
             tp, fp, tn, fn = confusion_counts(truth, _binary(call, f"reader_calls[{name!r}]"))
             sensitivity = tp / (tp + fn) if tp + fn else np.nan
             false_positive_rate = fp / (fp + tn) if fp + tn else np.nan
+            # Readers at the same operating point are drawn side by side (the first at the exact
+            # point, the others READER_DODGE_PT to its right each), so none hides another.
+            key = (round(float(false_positive_rate), 9), round(float(sensitivity), 9))
+            shift = READER_DODGE_PT * points.get(key, 0)
+            points[key] = points.get(key, 0) + 1
             (point,) = ax.plot(
                 false_positive_rate,
                 sensitivity,
@@ -295,34 +341,34 @@ def supp_fig4_roc(
                 markeredgecolor=OKABE_ITO["black"],
                 markeredgewidth=0.9,
                 label=display_name(name),
+                transform=offset_copy(ax.transData, fig=fig, x=shift, y=0, units="points"),
+                clip_on=False,
+                zorder=5,  # above the curves and the band
             )
             reader_handles.append(point)
-        ax.set_xlim(-0.01, 1.01)
-        ax.set_ylim(-0.01, 1.01)
+        # A margin around [0, 1] so markers at FPR 0 or sensitivity 1 are drawn whole, off the spines.
+        ax.set_xlim(-0.04, 1.02)
+        ax.set_ylim(-0.02, 1.04)
         ax.set_aspect("equal")
         ax.set_xlabel("1 − specificity")
         ax.set_ylabel("Sensitivity")
-        legend_title = "AUC (95% CI, DeLong)"
-        models_legend = ax.legend(
-            handles=model_handles + ([band_handle] if band_handle is not None else []),
-            loc="lower right",
-            title=legend_title,
-            frameon=True,
-            framealpha=0.85,
-            edgecolor="none",
+        legend_below(
+            fig,
+            model_handles + ([band_handle] if band_handle is not None else []),
+            title="AUC (95% CI, DeLong)",
             title_fontsize=7,
             handlelength=1.5,
         )
         if reader_handles:
-            ax.add_artist(models_legend)
+            # Right of the axes, top-aligned with them (not with the figure's banner).
             ax.legend(
                 handles=reader_handles,
                 loc="upper left",
-                bbox_to_anchor=(1.01, 1.0),
+                bbox_to_anchor=(1.02, 1.0),
+                borderaxespad=0,
                 title="Readers",
                 title_fontsize=7,
                 handletextpad=0.2,
-                borderaxespad=0,
             )
         save_figure(fig, stem, title, synthetic)
     return fig
@@ -333,54 +379,104 @@ def calibration_figure(
     probabilities: Mapping[str, ArrayLike],
     stem: str | Path,
     synthetic: bool,
-    n_bins: int = 10,
-    strategy: str = "uniform",
+    n_bins: int | None = None,
+    strategy: str = "quantile",
     title: str = "Calibration of the predicted HT probabilities (test set)",
 ) -> Figure:
-    """Reliability diagram with Brier score and calibration slope/intercept, histogram underneath.
+    """Reliability diagram (quantile bins with Wilson 95% CIs) and the distribution of the predictions.
 
-    Slope is the logistic recalibration slope, intercept the calibration-in-the-large
-    (:func:`htct.evaluate.calibration_slope_intercept`); bins from :func:`htct.evaluate.calibration_table`.
+    Each point is one bin: mean predicted probability against the observed HT rate, with the
+    bin's Wilson 95% interval; the legend gives the bins' scan counts, the Brier score, the
+    calibration slope (n/a for near-constant predictions, see :func:`_slope_intercept_label`) and
+    the calibration-in-the-large intercept (:func:`htct.evaluate.calibration_slope_intercept`).
+    Underneath, the predictions themselves, one jittered row of scans per model (seaborn).
 
     Args:
         y_true: 0/1 truth per scan.
         probabilities: model name -> predicted HT probability per scan.
         stem: output path without extension.
         synthetic: adds the synthetic-cohort note.
-        n_bins: reliability-diagram bins.
-        strategy: ``"uniform"`` or ``"quantile"`` bins.
+        n_bins: bins per model (default :func:`default_calibration_bins`: about ten scans each).
+        strategy: ``"quantile"`` (equal counts) or ``"uniform"`` bins.
         title: metadata title.
 
     Returns:
         The figure (already written).
     """
+    import seaborn as sns
+    from statsmodels.stats.proportion import proportion_confint
+
     truth = _binary(y_true, "y_true")
+    bins = n_bins or default_calibration_bins(truth.size)
+    colours = {name: MODEL_COLOURS[k % len(MODEL_COLOURS)] for k, name in enumerate(probabilities)}
     with figure_style():
-        fig = new_figure(SINGLE_COLUMN_IN, 4.4)
-        ax, hist_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
-        ax.plot([0, 1], [0, 1], color="0.6", linestyle=":", linewidth=0.8, label="Perfect calibration")
-        bins = np.linspace(0, 1, n_bins + 1)
+        fig = new_figure(SINGLE_COLUMN_IN, 5.2)
+        ax, hist_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, 0.35 * len(probabilities)])
+        (diagonal,) = ax.plot(
+            [0, 1], [0, 1], color="0.6", linestyle=":", linewidth=0.8, label="Perfect calibration"
+        )
+        handles = [diagonal]
         for k, (name, prob) in enumerate(probabilities.items()):
-            colour = MODEL_COLOURS[k % len(MODEL_COLOURS)]
-            table = calibration_table(truth, prob, n_bins=n_bins, strategy=strategy)
-            label = f"{display_name(name)}: Brier {brier_score(truth, prob):.3f}\n{_slope_intercept_label(truth, prob)}"
-            ax.plot(
+            table = calibration_table(truth, prob, n_bins=bins, strategy=strategy)
+            low, high = proportion_confint(
+                np.round(table["observed"] * table["n"]), table["n"], alpha=0.05, method="wilson"
+            )
+            n_text = (
+                f"{table['n'].min()}"
+                if table["n"].min() == table["n"].max()
+                else (f"{table['n'].min()}–{table['n'].max()}")
+            )
+            label = (
+                f"{display_name(name)}: Brier {brier_score(truth, prob):.3f}\n"
+                f"{_slope_intercept_label(truth, prob)}\n"
+                f"{len(table)} {strategy} bins of {n_text} scans"
+            )
+            # Models side by side within a bin (1 pt apart), so their intervals do not overprint.
+            shift = offset_copy(
+                ax.transData, fig=fig, x=2.0 * (k - (len(probabilities) - 1) / 2), units="points"
+            )
+            container = ax.errorbar(
                 table["mean_predicted"],
                 table["observed"],
-                color=colour,
+                yerr=[table["observed"] - low, high - table["observed"]],
+                color=colours[name],
                 marker="o",
-                markersize=3,
+                markersize=3.5,
+                linewidth=1.0,
+                elinewidth=0.8,
+                capsize=0,
                 label=label,
+                transform=shift,
             )
-            hist_ax.hist(
-                np.asarray(prob, dtype=float), bins=bins, histtype="step", color=colour, linewidth=1.0
-            )
+            handles.append(container)
+        predictions = pd.DataFrame(
+            {
+                "Model": np.repeat([display_name(n) for n in probabilities], truth.size),
+                "Predicted HT probability": np.concatenate(
+                    [np.asarray(p, dtype=float) for p in probabilities.values()]
+                ),
+            }
+        )
+        # One row of scans per model (jittered), so no model's distribution hides another's.
+        sns.stripplot(
+            predictions,
+            x="Predicted HT probability",
+            y="Model",
+            hue="Model",
+            palette=[colours[n] for n in probabilities],
+            jitter=0.3,
+            size=2.5,
+            alpha=0.7,
+            linewidth=0,
+            legend=False,
+            ax=hist_ax,
+        )
         ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(-0.02, 1.02)
         ax.set_ylabel("Observed HT rate")
-        ax.legend(loc="upper left", handlelength=1.5, frameon=True, framealpha=0.85, edgecolor="none")
         hist_ax.set_xlabel("Predicted HT probability")
-        hist_ax.set_ylabel("Scans")
+        hist_ax.set_ylabel("")
+        legend_below(fig, handles, handlelength=1.5)
         save_figure(fig, stem, title, synthetic)
     return fig
 
@@ -413,7 +509,7 @@ def decision_curve_figure(
     curves = decision_curve(truth, dict(probabilities), thresholds)
     prevalence = float(truth.mean())
     with figure_style():
-        fig = new_figure(SINGLE_COLUMN_IN, 2.9)
+        fig = new_figure(SINGLE_COLUMN_IN, 3.4)
         ax = fig.subplots()
         handles = []
         for k, name in enumerate(probabilities):
@@ -451,13 +547,70 @@ def decision_curve_figure(
         ax.set_xlim(0, 1)
         ax.set_xlabel("Threshold probability")
         ax.set_ylabel("Net benefit")
-        ax.legend(handles=handles, loc="upper right", handlelength=1.8)
+        legend_below(fig, handles, ncols=2, handlelength=1.8)
+        save_figure(fig, stem, title, synthetic)
+    return fig
+
+
+def agreement_figure(
+    percent_agreement: pd.DataFrame,
+    kappa: pd.DataFrame,
+    stem: str | Path,
+    synthetic: bool,
+    title: str = "Agreement of the HT calls between the raters (test set)",
+) -> Figure:
+    """Heatmaps (seaborn) of the pairwise percent agreement and Cohen's kappa of the raters' calls.
+
+    Each matrix is symmetric, so only the lower triangle (without the diagonal) is drawn.
+
+    Args:
+        percent_agreement: rater x rater share of scans with the same call (0-1).
+        kappa: rater x rater Cohen's kappa.
+        stem: output path without extension.
+        synthetic: adds the synthetic-cohort note.
+        title: metadata title.
+
+    Returns:
+        The figure (already written).
+    """
+    import seaborn as sns
+
+    panels = {
+        "Percent agreement (fraction of scans)": (percent_agreement, 0.0),
+        "Cohen's kappa": (kappa, -1.0),
+    }
+    with figure_style():
+        fig = new_figure(DOUBLE_COLUMN_IN, 3.3)
+        axes = fig.subplots(1, 2)
+        for ax, (name, (matrix, vmin)) in zip(axes, panels.items(), strict=True):
+            labels = [display_name(str(rater)) for rater in matrix.index]
+            # Rows 2..n against columns 1..n-1: the lower triangle without the diagonal.
+            values = matrix.to_numpy(dtype=float)[1:, :-1]
+            sns.heatmap(
+                values,
+                ax=ax,
+                mask=np.triu(np.ones_like(values, dtype=bool), k=1),
+                cmap=CONFUSION_CMAP,
+                vmin=vmin,
+                vmax=1.0,
+                annot=True,
+                fmt=".2f",
+                annot_kws={"fontsize": 6},
+                square=True,
+                xticklabels=labels[:-1],
+                yticklabels=labels[1:],
+                cbar_kws={"shrink": 0.8, "label": name},
+            )
+            ax.set_title(name)
+            ax.tick_params(axis="x", rotation=90)
+            ax.tick_params(axis="y", rotation=0)
         save_figure(fig, stem, title, synthetic)
     return fig
 
 
 __all__ = [
     "RocBand",
+    "agreement_figure",
     "calibration_figure",
     "decision_curve_figure",
     "fig2_confusion",

@@ -6,13 +6,17 @@ interactive backend is involved: PNG goes through Agg and PDF through matplotlib
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib as mpl
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
 from matplotlib.text import Text
+
+from htct.names import display_name  # noqa: F401  (re-exported for the figures)
 
 SYNTHETIC_FIGURE_NOTE = "Synthetic cohort — not the paper's data"
 """Printed on every figure (and in its PDF/PNG title) when the data are the synthetic cohort."""
@@ -47,9 +51,6 @@ SINGLE_COLUMN_IN = 3.5
 DOUBLE_COLUMN_IN = 7.0
 PNG_DPI = 200
 
-DISPLAY_NAMES = {"ctnet": "CTNet", "wozniak2023": "Wozniak 2023", "soundari2022": "Soundari 2022"}
-"""Legend names of the registered models; any other key is shown as given."""
-
 RC_PARAMS = {
     "font.size": 8,
     "axes.titlesize": 8,
@@ -65,11 +66,6 @@ RC_PARAMS = {
     "savefig.bbox": "tight",
     "savefig.pad_inches": 0.03,
 }
-
-
-def display_name(key: str) -> str:
-    """Legend name of a model or reader key (``"ctnet"`` -> ``"CTNet"``)."""
-    return DISPLAY_NAMES.get(key, key)
 
 
 @contextmanager
@@ -94,6 +90,23 @@ def figure_texts(fig: Figure) -> list[str]:
     return [t.get_text() for t in fig.findobj(Text) if t.get_text()]
 
 
+def legend_below(fig: Figure, handles: list, title: str | None = None, ncols: int = 1, **kwargs) -> Legend:
+    """A figure legend under the axes (constrained layout makes room for it), so it never covers
+    data whatever the curves do; most of our panels have data in every corner on small test sets.
+
+    Args:
+        fig: the figure (built with :func:`new_figure`).
+        handles: the artists to explain.
+        title: legend title.
+        ncols: columns of entries.
+        **kwargs: further :meth:`matplotlib.figure.Figure.legend` options.
+
+    Returns:
+        The legend.
+    """
+    return fig.legend(handles=handles, loc="outside lower center", title=title, ncols=ncols, **kwargs)
+
+
 def save_figure(fig: Figure, stem: str | Path, title: str, synthetic: bool) -> list[Path]:
     """Write `{stem}.pdf` and `{stem}.png` (200 dpi) with explicit, PHI-free metadata.
 
@@ -114,6 +127,8 @@ def save_figure(fig: Figure, stem: str | Path, title: str, synthetic: bool) -> l
     if synthetic and SYNTHETIC_FIGURE_NOTE not in figure_texts(fig):
         add_synthetic_note(fig)
     full_title = f"{title} — {SYNTHETIC_FIGURE_NOTE}" if synthetic else title
+    # The PDF backend's font subsetting logs every glyph table at INFO: keep it out of the job logs.
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
     pdf_path, png_path = Path(f"{stem}.pdf"), Path(f"{stem}.png")
     with figure_style():
         fig.savefig(

@@ -7,6 +7,7 @@ agreement ranges among readers and between readers and the model.
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -16,7 +17,9 @@ import pandas as pd
 
 from htct import SYNTHETIC_NOTICE
 from htct.models.registry import display_name
+from htct.report.html import html_document, notice_html
 from htct.tables.reader_study import AVERAGE_READER
+from htct.tables.write import MISSING
 
 
 def _range(values: np.ndarray) -> dict[str, float]:
@@ -116,49 +119,81 @@ def paper_numbers(
     return numbers
 
 
-def numbers_markdown(numbers: dict[str, Any]) -> str:
+def numbers_sentences(numbers: dict[str, Any]) -> list[str]:
     """The numbers as short sentences of a results section (percent with one decimal)."""
     c = numbers["cohort"]
-    lines = ["# Numbers of the text", ""]
-    if numbers["synthetic"]:
-        lines += [f"> {numbers['notice']}", ""]
-    lines.append(
-        f"- Cohort: {c['patients']} patients ({c['patients_ht']} with HT, {c['patients_non_ht']} without), "
+    lines = [
+        f"Cohort: {c['patients']} patients ({c['patients_ht']} with HT, {c['patients_non_ht']} without), "
         f"{c['scans']} scans ({c['scans_ht']} HT / {c['scans_non_ht']} non-HT); "
         f"age {c['age_mean']:.1f} ± {c['age_sd']:.1f} years; {c['male_percent']:.1f}% male."
-    )
+    ]
     for part, s in numbers["split"].items():
-        lines.append(f"- {part}: {s['patients']} patients, {s['scans']} scans ({s['scans_ht']} HT).")
+        lines.append(f"{part}: {s['patients']} patients, {s['scans']} scans ({s['scans_ht']} HT).")
     for m in numbers["models"].values():
         parts = [
-            f"{metric} {_percent(v['value'])} ({_percent(v['low'], '')}–{_percent(v['high'], '')})"
+            f"{METRIC_LABELS.get(metric, metric)} {_with_ci(v)}"
             for metric, v in m.items()
             if isinstance(v, dict)
         ]
-        lines.append(f"- {m['label']} (test): " + ", ".join(parts) + ".")
+        lines.append(f"{m['label']} (test): " + ", ".join(parts) + ".")
     for metric, r in numbers["readers"].items():
         lines.append(
-            f"- Readers' {metric}: mean {_percent(r['mean'])}, range {_percent(r['min'], '')}–{_percent(r['max'])}."
+            f"Readers' {METRIC_LABELS.get(metric, metric)}: mean {_percent(r['mean'])}, "
+            f"range {_percent(r['min'], '')}–{_percent(r['max'])}."
         )
     if numbers["agreement"]:
         a = numbers["agreement"]
         lines.append(
-            f"- Agreement among readers {a['percent_among_readers']['min']:.2f}–{a['percent_among_readers']['max']:.2f}"
+            f"Agreement among readers {a['percent_among_readers']['min']:.2f}–{a['percent_among_readers']['max']:.2f}"
             f" (kappa {a['kappa_among_readers']['min']:.2f}–{a['kappa_among_readers']['max']:.2f}); readers vs model "
             f"{a['percent_readers_vs_model']['min']:.2f}–{a['percent_readers_vs_model']['max']:.2f}; "
             f"Fleiss' kappa of the readers {a['fleiss_kappa_readers']:.2f}."
         )
+    return lines
+
+
+def numbers_markdown(numbers: dict[str, Any]) -> str:
+    """The numbers as a Markdown list under a heading (and the notice for synthetic data)."""
+    lines = ["# Numbers of the text", ""]
+    if numbers["synthetic"]:
+        lines += [f"> {numbers['notice']}", ""]
+    lines += [f"- {sentence}" for sentence in numbers_sentences(numbers)]
     return "\n".join(lines) + "\n"
 
 
+def numbers_html(numbers: dict[str, Any]) -> str:
+    """The numbers as an HTML page of the report (the same sentences as the Markdown)."""
+    items = "".join(f"<li>{html.escape(sentence)}</li>\n" for sentence in numbers_sentences(numbers))
+    body = f"<h1>Numbers of the text</h1>\n{notice_html(numbers['synthetic'])}<ul>\n{items}</ul>\n"
+    return html_document("Numbers of the text", body)
+
+
+METRIC_LABELS = {"ppv": "PPV", "npv": "NPV", "f1": "F1", "macro_f1": "macro-F1", "auc": "AUC"}
+"""How the metric keys read in the text (others as they are: accuracy, sensitivity, ...)."""
+
+
 def _percent(value: float, unit: str = "%") -> str:
-    return "NA" if value is None or np.isnan(value) else f"{100 * value:.1f}{unit}"
+    return MISSING if value is None or np.isnan(value) else f"{100 * value:.1f}{unit}"
 
 
-def write_numbers(numbers: dict[str, Any], json_path: str, md_path: str) -> None:
-    """Write numbers.json (NaN as null) and numbers.md."""
+def _with_ci(v: dict[str, float]) -> str:
+    """ "61.5% (26.6–90.1)", or the estimate alone where the interval is undefined, "–" if missing."""
+    if v["value"] is None or np.isnan(v["value"]):
+        return MISSING
+    if any(v[k] is None or np.isnan(v[k]) for k in ("low", "high")):
+        return _percent(v["value"])
+    return f"{_percent(v['value'])} ({_percent(v['low'], '')}–{_percent(v['high'], '')})"
+
+
+def write_numbers(
+    numbers: dict[str, Any], json_path: str, md_path: str, html_path: str | None = None
+) -> None:
+    """Write numbers.json (NaN as null), numbers.md and, when given, numbers.html."""
     text = json.dumps(numbers, indent=2, allow_nan=True).replace("NaN", "null")
     with open(json_path, "w", encoding="utf-8") as handle:
         handle.write(text + "\n")
     with open(md_path, "w", encoding="utf-8") as handle:
         handle.write(numbers_markdown(numbers))
+    if html_path is not None:
+        with open(html_path, "w", encoding="utf-8") as handle:
+            handle.write(numbers_html(numbers))

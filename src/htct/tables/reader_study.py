@@ -24,6 +24,7 @@ from htct.evaluate import (
     rater_inputs,
 )
 from htct.models.registry import display_name
+from htct.tables.write import MISSING
 
 AVERAGE_READER = "Average (clinician)"
 TABLE2_METRICS = {
@@ -79,20 +80,46 @@ def with_reader_average(
     )
 
 
-def _formatted(long: pd.DataFrame, raters: Mapping[str, str], metrics: Mapping[str, str]) -> pd.DataFrame:
+def _tidy(long: pd.DataFrame, raters: Mapping[str, str], metrics: Mapping[str, str]) -> pd.DataFrame:
+    """The metrics of `raters` as numbers in percent: one row per (Rater, Metric), columns estimate,
+    lower, upper (the 95% CI)."""
     cells = long.set_index(["rater", "metric"])
-    table = pd.DataFrame(
+    rows = [
+        {"Rater": label, "Metric": metric_label}
+        | dict(
+            zip(
+                ("estimate", "lower", "upper"),
+                100 * cells.loc[(rater, metric), ["value", "low", "high"]],
+                strict=True,
+            )
+        )
+        for rater, label in raters.items()
+        for metric, metric_label in metrics.items()
+    ]
+    return pd.DataFrame(rows, columns=["Rater", "Metric", "estimate", "lower", "upper"])
+
+
+def ci_table(tidy: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """The pretty table of a tidy one (:func:`table2_tidy`): raters as rows, metrics as columns,
+    cells ``"estimate (lower–upper)"`` in the tidy table's units."""
+    raters, metrics = list(dict.fromkeys(tidy["Rater"])), list(dict.fromkeys(tidy["Metric"]))
+    cells = tidy.set_index(["Rater", "Metric"])
+    columns = ["estimate", "lower", "upper"]
+    return pd.DataFrame(
         {
-            label: [format_ci(*cells.loc[(rater, metric), ["value", "low", "high"]]) for rater in raters]
-            for metric, label in metrics.items()
+            metric: [
+                format_ci(*cells.loc[(rater, metric), columns], percent=False, digits=digits)
+                for rater in raters
+            ]
+            for metric in metrics
         },
-        index=pd.Index(list(raters.values()), name="Rater"),
+        index=pd.Index(raters, name="Rater"),
     )
-    return table
 
 
-def table2(long: pd.DataFrame, model: str, readers: Sequence[str]) -> pd.DataFrame:
-    """Table 2: the model, every clinician and their average, each metric "value (low–high)" in %.
+def table2_tidy(long: pd.DataFrame, model: str, readers: Sequence[str]) -> pd.DataFrame:
+    """Table 2 as numbers: the model, every clinician and their average; each metric's estimate,
+    lower and upper 95% bound in %.
 
     Args:
         long: interval table (rater, metric, value, low, high) including `AVERAGE_READER` when
@@ -101,53 +128,100 @@ def table2(long: pd.DataFrame, model: str, readers: Sequence[str]) -> pd.DataFra
         readers: reader names in table order.
 
     Returns:
-        Rows CTNet, the readers, "Average (clinician)"; columns Accuracy .. AUC.
+        One row per (Rater, Metric): raters CTNet, the readers, "Average (clinician)"; metrics
+        Accuracy .. AUC.
     """
     raters = {model: display_name(model)} | {reader: reader for reader in readers}
     if readers:
         raters[AVERAGE_READER] = AVERAGE_READER
-    return _formatted(long, raters, TABLE2_METRICS)
+    return _tidy(long, raters, TABLE2_METRICS)
+
+
+def table2(long: pd.DataFrame, model: str, readers: Sequence[str]) -> pd.DataFrame:
+    """Table 2 as the paper prints it: rows CTNet, the readers, "Average (clinician)"; columns
+    Accuracy .. AUC; cells "value (low–high)" in % (the pretty form of :func:`table2_tidy`)."""
+    return ci_table(table2_tidy(long, model, readers))
+
+
+def table3_tidy(long: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
+    """Table 3 as numbers: each model's accuracy, sensitivity, specificity, macro-F1 (%, 95% CI)."""
+    return _tidy(long, {model: display_name(model) for model in models}, TABLE3_METRICS)
 
 
 def table3(long: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
     """Table 3: CTNet against the baselines: accuracy, sensitivity, specificity, macro-F1 (%, CI)."""
-    return _formatted(long, {model: display_name(model) for model in models}, TABLE3_METRICS)
+    return ci_table(table3_tidy(long, models))
+
+
+def agreement_tidy(percent_agreement: pd.DataFrame, kappa: pd.DataFrame) -> pd.DataFrame:
+    """Pairwise agreement and Cohen's kappa as numbers: one row per (statistic, rater, other rater)."""
+    blocks = {"Percent agreement": percent_agreement, "Cohen's kappa": kappa}
+    rows = [
+        {"statistic": name, "rater": _label(rater), "other_rater": _label(other), "value": float(value)}
+        for name, block in blocks.items()
+        for rater, row in block.iterrows()
+        for other, value in row.items()
+    ]
+    return pd.DataFrame(rows, columns=["statistic", "rater", "other_rater", "value"])
 
 
 def agreement_table(percent_agreement: pd.DataFrame, kappa: pd.DataFrame) -> pd.DataFrame:
-    """Stack the pairwise agreement and Cohen's kappa matrices, values to two decimals."""
-    blocks = {"Percent agreement": percent_agreement, "Cohen's kappa": kappa}
-    table = pd.concat({name: block.rename(index=_label, columns=_label) for name, block in blocks.items()})
-    table.index.names = ["statistic", "rater"]
-    return table.map(lambda value: f"{value:.2f}")
+    """The agreement and Cohen's kappa matrices stacked, values to two decimals (the pretty form of
+    :func:`agreement_tidy`)."""
+    tidy = agreement_tidy(percent_agreement, kappa)
+    order = {column: list(dict.fromkeys(tidy[column])) for column in ("statistic", "rater", "other_rater")}
+    table = tidy.pivot(index=["statistic", "rater"], columns="other_rater", values="value")
+    table = table.reindex(
+        pd.MultiIndex.from_product([order["statistic"], order["rater"]], names=["statistic", "rater"])
+    )[order["other_rater"]]
+    table.columns.name = None
+    return table.map(lambda value: _decimals(value, 2))
 
 
-def tests_table(
+def tests_tidy(
     auc_tests: pd.DataFrame, mcnemar: pd.DataFrame, reference: str, clustered: bool = False
 ) -> pd.DataFrame:
-    """DeLong (AUC) and McNemar (correct calls) p-values of the reference model against every rater.
+    """DeLong (AUC) and McNemar (correct calls) tests of the reference model against every rater,
+    as numbers (p-values unrounded); one row per comparison.
 
     With ``clustered`` the tests were computed with patients as the unit (Obuchowski's clustered
     DeLong variance, Durkalski's McNemar); a column says so.
     """
     delong = auc_tests[auc_tests["rater"] != reference].set_index("rater")
     mcn = mcnemar.set_index("rater")
-    table = pd.DataFrame(
+    return pd.DataFrame(
         {
-            "AUC": [f"{value:.3f}" for value in delong["auc"]],
-            f"AUC {_label(reference)}": f"{auc_tests.set_index('rater').loc[reference, 'auc']:.3f}",
-            "DeLong z": [f"{value:.3f}" for value in delong["z"]],
-            "DeLong p": [_p(value) for value in delong["p"]],
-            "McNemar statistic": [f"{value:.3f}" for value in mcn.loc[delong.index, "statistic"]],
-            "McNemar p": [_p(value) for value in mcn.loc[delong.index, "p"]],
-            "McNemar method": list(mcn.loc[delong.index, "method"]),
+            "AUC": delong["auc"].to_numpy(),
+            f"AUC {_label(reference)}": float(auc_tests.set_index("rater").loc[reference, "auc"]),
+            "DeLong z": delong["z"].to_numpy(),
+            "DeLong p": delong["p"].to_numpy(),
+            "McNemar statistic": mcn.loc[delong.index, "statistic"].to_numpy(),
+            "McNemar p": mcn.loc[delong.index, "p"].to_numpy(),
+            "McNemar method": mcn.loc[delong.index, "method"].to_numpy(),
             "Unit": "patient (clustered)" if clustered else "scan",
         },
         index=pd.Index(
             [f"{_label(reference)} vs {_label(rater)}" for rater in delong.index], name="comparison"
         ),
     )
-    return table
+
+
+def tests_table(auc_tests: pd.DataFrame, mcnemar: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """DeLong and McNemar p-values of the reference model against every rater: the pretty form of
+    :func:`tests_tidy` (p-values as "<0.001" or three decimals, other numbers three decimals)."""
+    return format_tests(tests_tidy(auc_tests, mcnemar, reference))
+
+
+def format_tests(tidy: pd.DataFrame) -> pd.DataFrame:
+    """Display strings of a tests table: columns ending in " p" as p-values, other numbers to three
+    decimals, text as is."""
+
+    def column(name: str, values: pd.Series) -> list[str]:
+        if not pd.api.types.is_numeric_dtype(values):
+            return [str(value) for value in values]
+        return [_p(value) if name.endswith(" p") else _decimals(value) for value in values]
+
+    return pd.DataFrame({name: column(name, values) for name, values in tidy.items()}, index=tidy.index)
 
 
 def undefined_resamples_note(
@@ -187,7 +261,11 @@ def _label(rater: str) -> str:
 
 
 def _p(value: float) -> str:
-    return "NA" if np.isnan(value) else ("<0.001" if value < 0.001 else f"{value:.3f}")
+    return MISSING if np.isnan(value) else ("<0.001" if value < 0.001 else f"{value:.3f}")
+
+
+def _decimals(value: float, digits: int = 3) -> str:
+    return MISSING if np.isnan(value) else f"{value:.{digits}f}"
 
 
 def evaluate_study(
@@ -213,8 +291,9 @@ def evaluate_study(
         reader_threshold: a reader calls HT when p_ht >= this.
 
     Returns:
-        DataFrames: metrics (long, numeric), table2, table3, agreement, tests, scans (the test
-        scans with each rater's score and call).
+        DataFrames: metrics (long, numeric), table2, table3, agreement, tests (pretty, display
+        strings) and table2_tidy, table3_tidy, agreement_tidy, tests_tidy (the same as numbers),
+        scans (the test scans with each rater's score and call).
     """
     models = list(predictions)
     reference = models[0]
@@ -240,18 +319,24 @@ def evaluate_study(
     )
     calls = pd.DataFrame({f"call_{r}": (scores[r] >= thresholds[r]).astype(int) for r in scores})
     per_scan = pd.concat([scans, pd.DataFrame({f"p_{r}": s for r, s in scores.items()}), calls], axis=1)
-    return {
-        "metrics": long,
-        "table2": table2(long, reference, reader_names),
-        "table3": table3(long, models),
-        "agreement": agreement_table(percent, kappa),
-        "agreement_numeric": pd.concat({"percent_agreement": percent, "cohen_kappa": kappa}),
-        "fleiss_kappa": pd.DataFrame({"fleiss_kappa_readers": [fleiss]}),
-        "tests": tests_table(
+    tidy = {
+        "table2": table2_tidy(long, reference, reader_names),
+        "table3": table3_tidy(long, models),
+        "agreement": agreement_tidy(percent, kappa),
+        "tests": tests_tidy(
             auc_table(y_true, scores, reference, patient_ids=scans["patient_id"]),
             mcnemar_table(y_true, scores, thresholds, reference, patient_ids=scans["patient_id"]),
             reference,
             clustered=True,
         ),
-        "scans": per_scan,
     }
+    return {
+        "metrics": long,
+        "table2": ci_table(tidy["table2"]),
+        "table3": ci_table(tidy["table3"]),
+        "agreement": agreement_table(percent, kappa),
+        "agreement_numeric": pd.concat({"percent_agreement": percent, "cohen_kappa": kappa}),
+        "fleiss_kappa": pd.DataFrame({"fleiss_kappa_readers": [fleiss]}),
+        "tests": format_tests(tidy["tests"]),
+        "scans": per_scan,
+    } | {f"{name}_tidy": table for name, table in tidy.items()}

@@ -1,13 +1,30 @@
-"""Write a table as .csv, .md and .tex, with its title and, for synthetic data, the notice."""
+"""Write a table four ways: a tidy CSV for programs, Markdown and LaTeX for manuscripts, HTML for
+the report; each with its title and, for synthetic data, the notice.
+
+Missing values print one way everywhere: an en dash ("–") in the pretty tables (md, tex, html), an
+empty field in the tidy CSV.
+"""
 
 from __future__ import annotations
 
+import html
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
 
 from htct import SYNTHETIC_NOTICE
+from htct.report.html import html_document, notice_html
+
+MISSING = "–"
+"""How a missing value prints in the pretty tables (md, tex, html)."""
+
+# Cells that mean "no value" however a table builder spelled them (NaN, None, "NA", "nan").
+_MISSING_SPELLINGS = {"NA", "N/A", "nan", "NaN", "<NA>"}
+# A cell that reads as a number ("61.54 (26.62–90.06)", "-1.328", "<0.001", "120 (68.2)"): its
+# column is right-aligned in the HTML page; text columns stay left-aligned.
+_NUMBER = re.compile(r"^[<>]?[-−]?\d")
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -29,35 +46,66 @@ def _latex_escape(text: str) -> str:
     return text.replace("±", r"$\pm$").replace("–", "--")
 
 
-def write_table(table: pd.DataFrame, stem: str | Path, title: str, synthetic: bool) -> list[Path]:
-    """Write `table` to `{stem}.csv`, `{stem}.md` and `{stem}.tex`.
+def _pretty_cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return MISSING
+    text = str(value)
+    return MISSING if text in _MISSING_SPELLINGS else text
 
-    The CSV keeps the index as columns and starts with `#` comment lines (title, synthetic notice);
-    read it back with `pd.read_csv(path, comment="#")`.
+
+def pretty_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as display strings: the index as leading columns, each group label shown once (as
+    the paper's tables do), every missing value as `MISSING`."""
+    flat = table.reset_index()
+    flat.columns = [str(column) for column in flat.columns]
+    flat = flat.astype(object).map(_pretty_cell)
+    for name in table.index.names:
+        if name is not None:
+            flat[name] = flat[name].where(flat[name] != flat[name].shift(), "")
+    return flat
+
+
+def write_table(
+    table: pd.DataFrame,
+    stem: str | Path,
+    title: str,
+    synthetic: bool,
+    *,
+    tidy: pd.DataFrame | None = None,
+) -> list[Path]:
+    """Write `{stem}.csv` (tidy), `{stem}.md`, `{stem}.tex` and `{stem}.html` (pretty).
+
+    The CSV is for programs: no comment lines, one row per observation, numbers as numbers (e.g.
+    one column each for estimate, lower and upper), missing values empty, and a `synthetic` column
+    saying whether the data are the synthetic cohort; ``pandas.read_csv(path)`` reads it as is.
+    Without `tidy` it holds the pretty table's cells (index as leading columns).
 
     Args:
-        table: the table; its (multi-)index becomes the leading columns.
+        table: the pretty table (display strings); its (multi-)index becomes the leading columns.
         stem: output path without extension.
         title: caption, e.g. "Table 1. Baseline characteristics".
-        synthetic: whether the data come from the synthetic cohort (adds the notice everywhere).
+        synthetic: whether the data come from the synthetic cohort (adds the notice to the pretty
+            tables and sets the CSV's `synthetic` column).
+        tidy: the same table as numbers, in long (tidy) form; the table builders of
+            :mod:`htct.tables` return it beside the pretty one.
 
     Returns:
-        The three paths written.
+        The paths written: csv, md, tex, html.
     """
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     notes = [title] + ([SYNTHETIC_NOTICE] if synthetic else [])
-    flat = table.reset_index()
-    flat.columns = [str(column) for column in flat.columns]
-    for name in table.index.names:
-        if name is not None:
-            # Show a group label once, as the paper's tables do.
-            flat[name] = flat[name].where(flat[name] != flat[name].shift(), "")
+    flat = pretty_frame(table)
 
-    csv_text = "".join(f"# {note}\n" for note in notes) + table.reset_index().to_csv(index=False)
+    if tidy is not None:
+        machine = tidy.reset_index(drop=isinstance(tidy.index, pd.RangeIndex))
+    else:
+        machine = table.reset_index().astype(object).map(lambda v: "" if _pretty_cell(v) == MISSING else v)
+    machine["synthetic"] = bool(synthetic)
+    csv_text = machine.to_csv(index=False, na_rep="")
     md_text = "".join(f"**{note}**\n\n" if i == 0 else f"> {note}\n\n" for i, note in enumerate(notes))
     md_text += _markdown(flat)
-    body = flat.map(lambda value: _latex_escape(str(value)))
+    body = flat.map(_latex_escape)
     header = " & ".join(_latex_escape(column) for column in flat.columns) + r" \\"
     rows = "\n".join(" & ".join(row) + r" \\" for row in body.to_numpy().tolist())
     tex_text = (
@@ -68,8 +116,9 @@ def write_table(table: pd.DataFrame, stem: str | Path, title: str, synthetic: bo
         f"\\begin{{tabular}}{{{'l' * len(table.index.names)}{'r' * len(table.columns)}}}\n\\hline\n"
         f"{header}\n\\hline\n{rows}\n\\hline\n\\end{{tabular}}\n\\end{{table}}\n"
     )
-    paths = [stem.with_suffix(".csv"), stem.with_suffix(".md"), stem.with_suffix(".tex")]
-    for path, text in zip(paths, (csv_text, md_text, tex_text), strict=True):
+    html_text = table_html(flat, title, synthetic, n_label_columns=len(table.index.names))
+    paths = [stem.with_suffix(suffix) for suffix in (".csv", ".md", ".tex", ".html")]
+    for path, text in zip(paths, (csv_text, md_text, tex_text, html_text), strict=True):
         _atomic_write(path, text)
     return paths
 
@@ -79,3 +128,40 @@ def _markdown(flat: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(flat.columns) + " |", "|" + "---|" * len(flat.columns)]
     lines += ["| " + " | ".join(str(value) for value in row) + " |" for row in flat.to_numpy().tolist()]
     return "\n".join(lines) + "\n"
+
+
+def table_html(flat: pd.DataFrame, title: str, synthetic: bool, n_label_columns: int = 1) -> str:
+    """A self-contained HTML page of a pretty table (no scripts, no external files), as the
+    Snakemake report shows it inline.
+
+    Args:
+        flat: display strings, label columns first (see :func:`pretty_frame`).
+        title: the table's caption.
+        synthetic: adds the synthetic-cohort notice above the table.
+        n_label_columns: how many leading columns are row labels (groups in bold); of the other
+            columns those whose every cell reads as a number are right-aligned.
+
+    Returns:
+        The HTML document.
+    """
+    numeric = [
+        k >= n_label_columns
+        and all(_NUMBER.match(str(v)) or str(v) in ("", MISSING) for v in flat.iloc[:, k])
+        for k in range(flat.shape[1])
+    ]
+    head = "".join(
+        ('<th class="number">' if numeric[k] else "<th>") + f"{html.escape(column)}</th>"
+        for k, column in enumerate(flat.columns)
+    )
+    rows = []
+    for row in flat.to_numpy().tolist():
+        cells = []
+        for k, value in enumerate(row):
+            css = "group" if k == 0 and n_label_columns > 1 else ("number" if numeric[k] else "label")
+            cells.append(f'<td class="{css}">{html.escape(str(value))}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    body = (
+        f"{notice_html(synthetic)}<table>\n<caption>{html.escape(title)}</caption>\n"
+        f"<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>\n"
+    )
+    return html_document(title, body)

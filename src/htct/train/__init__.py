@@ -5,7 +5,6 @@ from htct.evaluate.thresholds import youden_threshold
 from htct.train.config import TrainConfig, TrainOutputs
 from htct.train.data import assign_parts, augment_batch
 from htct.train.folds import merge_fold_predictions
-from htct.train.loop import plot_training_curve
 from htct.train.predict import FoldEnsemble, TrainedModel, load_trained_model, predict_logits, predict_volumes
 from htct.train.trainer import Trainer, train_model
 
@@ -19,7 +18,6 @@ __all__ = [
     "augment_batch",
     "load_trained_model",
     "merge_fold_predictions",
-    "plot_training_curve",
     "predict_logits",
     "predict_volumes",
     "train_model",

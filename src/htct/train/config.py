@@ -93,7 +93,7 @@ class TrainOutputs:
     threshold: Path
     epochs: Path
     predictions: Path
-    curve: Path
+    curve: Path  # the training curve's path without extension (.pdf and .png are written)
     checkpoint: Path
 
     @classmethod
@@ -106,7 +106,7 @@ class TrainOutputs:
             threshold=out_dir / "threshold.json",
             epochs=out_dir / "epochs.tsv",
             predictions=Path(predictions) if predictions else out_dir / "predictions.tsv",
-            curve=out_dir / "training_curve.png",
+            curve=out_dir / "training_curve",
             checkpoint=out_dir / "checkpoint.pt",
         )
 

@@ -1,4 +1,4 @@
-"""One training step on a batch (shared by the trainer and benchmarks/bench_train.py), and the curve.
+"""One training step on a batch, shared by the trainer and benchmarks/bench_train.py.
 
 The procedure around it (epochs, validation, model selection, checkpoints, outputs) is
 :class:`htct.train.trainer.Trainer`.
@@ -6,9 +6,6 @@ The procedure around it (epochs, validation, model selection, checkpoints, outpu
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pandas as pd
 import torch
 from torch import nn
 
@@ -52,36 +49,3 @@ def train_step(
     loss.backward()
     optimizer.step()
     return loss.detach()
-
-
-def plot_training_curve(
-    epochs_tsv: str | Path, out_png: str | Path, title: str = "", best_epoch: int | None = None
-) -> None:
-    """Training and validation loss, and validation AUC, per epoch; the best epoch is marked.
-
-    Args:
-        epochs_tsv: the epochs.tsv of a training run.
-        out_png: where to write the figure.
-        title: figure title (the model name).
-        best_epoch: the selected epoch (default: the one with the lowest validation loss).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = pd.read_csv(epochs_tsv, sep="\t")
-    fig, (ax_loss, ax_auc) = plt.subplots(1, 2, figsize=(9, 3.5), constrained_layout=True)
-    ax_loss.plot(epochs["epoch"], epochs["train_loss"], label="training")
-    ax_loss.plot(epochs["epoch"], epochs["val_loss"], label="validation")
-    ax_loss.set(xlabel="epoch", ylabel="class-balanced BCE loss")
-    ax_loss.legend(frameon=False)
-    ax_auc.plot(epochs["epoch"], epochs["val_auc"], color="tab:green")
-    ax_auc.set(xlabel="epoch", ylabel="validation AUC", ylim=(0, 1))
-    if len(epochs):
-        best = best_epoch or epochs.loc[epochs["val_loss"].idxmin(), "epoch"]
-        for ax in (ax_loss, ax_auc):
-            ax.axvline(best, color="grey", linestyle=":", linewidth=1)
-    fig.suptitle(title)
-    fig.savefig(out_png, dpi=120)
-    plt.close(fig)

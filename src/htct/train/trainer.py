@@ -31,7 +31,7 @@ from htct.provenance import training_provenance
 from htct.train import checkpoint as ckpt
 from htct.train.config import TrainConfig, TrainOutputs
 from htct.train.data import BatchReader, ScanParts, assign_parts, loader_options
-from htct.train.loop import channels_last, plot_training_curve, train_step
+from htct.train.loop import channels_last, train_step
 from htct.train.predict import build_model, predict_volumes
 
 logger = logging.getLogger("htct.train")
@@ -378,8 +378,15 @@ class Trainer:
         }
         self.outputs.config.write_text(yaml.safe_dump(_plain(model_config), sort_keys=False))
         self._write_epochs()
-        plot_training_curve(
-            self.outputs.epochs, self.outputs.curve, title=self.model_name, best_epoch=self.state.best_epoch
+        from htct.figures.training import training_curve_figure  # matplotlib only where a curve is drawn
+
+        training_curve_figure(
+            self.outputs.epochs,
+            self.outputs.curve,
+            self.model_name,
+            best_epoch=self.state.best_epoch,
+            fold=self.fold,
+            synthetic=bool(self.synthetic),
         )
         return threshold
 
