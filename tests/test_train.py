@@ -1,6 +1,7 @@
 """htct.train: parts, augmentation, threshold, a learning run, determinism and resume after a crash."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -268,3 +269,19 @@ def test_merge_fold_predictions_pools_validation_and_averages_test(tmp_path):
     assert (merged["threshold"] == 0.7).all()  # Youden's J on the pooled out-of-fold scores
     with pytest.raises(ValueError, match="overlap"):
         merge_fold_predictions([tmp_path / "fold0.tsv", tmp_path / "fold0.tsv"], tmp_path / "x.tsv")
+
+
+def test_train_outputs_from_a_rule_take_the_declared_paths():
+    """The script passes snakemake.output (a Namedlist, read by attribute); the curve is a multiext pair."""
+    from types import SimpleNamespace
+
+    from htct.train import TrainOutputs
+
+    output = SimpleNamespace(
+        weights="m/w.pt", config="m/c.yaml", threshold="m/t.json", epochs="m/e.tsv",
+        predictions="p/ctnet.tsv", curve=["m/curve.pdf", "m/curve.png"],
+    )  # fmt: skip
+    outputs = TrainOutputs.from_rule(output)
+    assert outputs.predictions == Path("p/ctnet.tsv") and outputs.curve == Path("m/curve")
+    assert outputs.checkpoint == Path("m/checkpoint.pt")
+    assert TrainOutputs.from_rule({**vars(output), "curve": "m/curve.png"}).curve == Path("m/curve")

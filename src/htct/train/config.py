@@ -111,7 +111,7 @@ class TrainOutputs:
         )
 
     @classmethod
-    def from_rule(cls, output: Mapping[str, str]) -> TrainOutputs:
+    def from_rule(cls, output: object) -> TrainOutputs:
         """The paths a rule declares (weights, config, threshold, epochs, predictions, curve); the
         checkpoint goes next to the weights."""
         paths = {
