@@ -112,13 +112,26 @@ class TrainOutputs:
 
     @classmethod
     def from_rule(cls, output: object) -> TrainOutputs:
-        """The paths a rule declares (weights, config, threshold, epochs, predictions, curve); the
-        checkpoint goes next to the weights."""
+        """The paths a rule declares: weights, config, threshold, epochs, predictions, and the curve
+        as one path or a multiext (.pdf, .png) pair; the checkpoint goes next to the weights.
+
+        Args:
+            output: ``snakemake.output`` (read by attribute) or a mapping with those names.
+        """
+
+        def get(name: str) -> object:
+            return output[name] if isinstance(output, Mapping) else getattr(output, name)
+
         paths = {
-            name: Path(output[name])
-            for name in ("weights", "config", "threshold", "epochs", "predictions", "curve")
+            name: Path(get(name)) for name in ("weights", "config", "threshold", "epochs", "predictions")
         }
-        return cls(**paths, checkpoint=paths["weights"].with_name("checkpoint.pt"))
+        curve = get("curve")
+        curve = [curve] if isinstance(curve, str | Path) else list(curve)
+        return cls(
+            **paths,
+            curve=Path(curve[0]).with_suffix(""),
+            checkpoint=paths["weights"].with_name("checkpoint.pt"),
+        )
 
     def make_folders(self) -> None:
         for path in dataclasses.astuple(self):
