@@ -13,9 +13,10 @@ report_input_errors()
 
 import pandas as pd
 
+from htct.evaluate.study import evaluate_study
 from htct.sheets import load_readers
 from htct.tables import write_table
-from htct.tables.reader_study import TABLE2_METRICS, TABLE3_METRICS, evaluate_study, undefined_resamples_note
+from htct.tables.reader_study import TABLE2_METRICS, TABLE3_METRICS, undefined_resamples_note
 
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
 ids = {"patient_id": str, "scan_id": str}

@@ -27,8 +27,8 @@ from htct.evaluate import (
     fleiss_kappa,
     format_ci,
     format_metrics_table,
-    mcnemar_table,
     mcnemar_test,
+    mcnemar_tests,
     net_benefit,
     net_benefit_treat_all,
     percent_agreement,
@@ -425,7 +425,7 @@ def test_patient_clustered_tests_table() -> None:
     naive = auc_table(y, scores, "model")
     assert np.allclose(clustered["auc"], naive["auc"])
     assert ((clustered["high"] - clustered["low"]) != (naive["high"] - naive["low"])).any()
-    tests = mcnemar_table(y, scores, thresholds, "model", patient_ids=patient_ids)
+    tests = mcnemar_tests(y, scores, thresholds, "model", patient_ids=patient_ids)
     assert set(tests["method"]) == {"durkalski"}
 
 
@@ -549,7 +549,7 @@ def test_tables_from_prediction_and_reader_sheets() -> None:
 
     aucs = auc_table(scans["y_true"], rater_scores, reference="ctnet")
     assert aucs.loc[aucs["rater"] == "ctnet", "z"].isna().all() and aucs["p"].iloc[1:].between(0, 1).all()
-    tests = mcnemar_table(scans["y_true"], rater_scores, thresholds, reference="ctnet")
+    tests = mcnemar_tests(scans["y_true"], rater_scores, thresholds, reference="ctnet")
     assert list(tests["rater"]) == ["baseline", "Clinician 1", "Clinician 2"]
     agree, kappa, fleiss = agreement_tables(rater_scores, thresholds, readers=["Clinician 1", "Clinician 2"])
     assert agree.shape == kappa.shape == (4, 4)

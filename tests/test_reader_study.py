@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from htct.evaluate import binary_metrics, bootstrap_metrics
+from htct.evaluate.study import evaluate_study, with_reader_average
 from htct.tables.numbers import paper_numbers, write_numbers
-from htct.tables.reader_study import AVERAGE_READER, ci_table, evaluate_study, with_reader_average
+from htct.tables.reader_study import AVERAGE_READER, ci_table
 
 MODELS = ["ctnet", "wozniak2023", "soundari2022"]
 READERS = [f"Clinician {i}" for i in range(1, 9)]

@@ -23,7 +23,7 @@ from htct.evaluate.summary import (
     evaluate_raters,
     format_ci,
     format_metrics_table,
-    mcnemar_table,
+    mcnemar_tests,
     rater_inputs,
 )
 
@@ -51,7 +51,7 @@ __all__ = [
     "fleiss_kappa",
     "format_ci",
     "format_metrics_table",
-    "mcnemar_table",
+    "mcnemar_tests",
     "mcnemar_test",
     "net_benefit",
     "net_benefit_treat_all",

@@ -47,7 +47,7 @@ class McNemarResult:
     method: str
 
 
-def mcnemar_table(indicator_a: ArrayLike, indicator_b: ArrayLike) -> NDArray[np.int64]:
+def discordance_table(indicator_a: ArrayLike, indicator_b: ArrayLike) -> NDArray[np.int64]:
     """2x2 table of two paired 0/1 indicators, rows A = (1, 0), columns B = (1, 0)."""
     a = np.asarray(indicator_a).astype(bool)
     b = np.asarray(indicator_b).astype(bool)
@@ -101,7 +101,7 @@ def mcnemar_test(
     from statsmodels.stats.contingency_tables import mcnemar
 
     a, b = _indicators(y_true, call_a, call_b, compare)
-    table = mcnemar_table(a, b)
+    table = discordance_table(a, b)
     discordant = int(table[0, 1] + table[1, 0])
     exact = discordant < EXACT_BELOW
     if discordant == 0:
@@ -140,7 +140,7 @@ def clustered_mcnemar_test(
     scans_per_patient = np.bincount(codes)
     if scans_per_patient.max() == 1:
         return mcnemar_test(y_true, call_a, call_b, compare)
-    table = mcnemar_table(a, b)
+    table = discordance_table(a, b)
     difference = np.bincount(codes, weights=(a & ~b).astype(float) - (~a & b).astype(float))
     share = difference / scans_per_patient
     denominator = float(np.sum(share**2))

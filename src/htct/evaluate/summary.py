@@ -217,7 +217,7 @@ def auc_table(
     return pd.DataFrame(rows, columns=["rater", "auc", "low", "high", "z", "p"])
 
 
-def mcnemar_table(
+def mcnemar_tests(
     y_true: ArrayLike,
     scores: Mapping[str, ArrayLike],
     thresholds: Mapping[str, float],
