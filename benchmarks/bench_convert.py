@@ -27,9 +27,9 @@ import nibabel as nib
 import numpy as np
 
 from htct.dicom import convert_tree
-from htct.dicom.testing import head_phantom, write_ct_series
 from htct.dicom.volume import DEFLATE_BACKEND
 from htct.preprocess.brain import head_mask
+from htct.testing.dicom import head_phantom, write_ct_series
 
 
 def dcm2niix_binary() -> str:

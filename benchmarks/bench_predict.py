@@ -18,7 +18,7 @@ import yaml
 
 from htct.cli import main as htct_main
 from htct.models import create_model
-from htct.train.toy import write_toy_ct_series
+from htct.testing import write_toy_ct_series
 
 
 def _untrained_model_dir(folder: Path, size: int) -> Path:

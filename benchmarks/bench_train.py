@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from htct.models import create_model
+from htct.testing.arrays import write_toy_arrays
 from htct.train.data import BatchReader, loader_options
 from htct.train.loop import channels_last, train_step
-from htct.train.toy import write_toy_arrays
+from htct.train.trainer import configure_torch
 
 
 def bench(
@@ -79,6 +80,29 @@ def bench(
     }
 
 
+def run_in_parallel(args: argparse.Namespace) -> None:
+    """Start ``--parallel`` copies of this benchmark at once and report each model's summed scans/s."""
+    import re
+    import subprocess
+    import sys
+
+    command = [sys.executable, __file__, "--steps", str(args.steps), "--batch-size", str(args.batch_size)]
+    command += ["--threads", str(args.threads), "--size", str(args.size), "--patients", str(args.patients)]
+    command += ["--models", *args.models] if args.models else []
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(args.parallel)]
+    outputs = [run.communicate()[0] for run in runs]
+    totals: dict[str, float] = {}
+    for output in outputs:
+        for name, rate in re.findall(r"^(\S+)\s+([\d.]+)\s", output, flags=re.M):
+            if name != "model":
+                totals[name] = totals.get(name, 0.0) + float(rate)
+    print(
+        f"{args.parallel} copies at once, {args.threads} thread(s) each, input 1x28x{args.size}x{args.size}"
+    )
+    for name, rate in totals.items():
+        print(f"{name:<18} {rate:8.1f} scans/s in all")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=6)
@@ -88,11 +112,19 @@ def main() -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--workers", type=int, default=4, help="DataLoader workers on the GPU")
     parser.add_argument("--patients", type=int, default=64)
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        help="run this many copies at once (as Snakemake runs trainings side by side) and sum their scans/s",
+    )
+    parser.add_argument("--models", nargs="*", default=None, help="only these (e.g. ctnet wozniak2023)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.parallel > 1:
+        run_in_parallel(args)
+        return
     device = torch.device(args.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # as htct.train does on the GPU
+    configure_torch(device.type == "cuda", args.threads)  # as the trainer does: deterministic on CPU
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_toy_arrays(tmp, n_patients=args.patients, size=args.size)
         labels = {i: float(i % 2) for i in range(args.patients)}
@@ -107,6 +139,8 @@ def main() -> None:
             ("wozniak2023", {}),
             ("soundari2022", {}),
         ]:
+            if args.models and name not in args.models:
+                continue
             r = bench(
                 name, str(paths["volumes"]), labels, args.steps, args.batch_size, device, args.workers, **kw
             )

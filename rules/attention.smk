@@ -51,7 +51,7 @@ rule train_skull_strip_comparison:
         model="ctnet",
     conda:
         "../envs/torch.yaml"
-    threads: 2
+    threads: training_threads()
     resources:
         gpu=TRAIN_GPUS,
         mem_mb=8000,

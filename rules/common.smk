@@ -324,6 +324,19 @@ def model_weights(model):
     )
 
 
+def training_threads():
+    """Threads per training job: the cores shared out among the trainings that can run at the same
+    time (every model, and the skull-strip comparison CTNet; folds multiply them), at least one.
+
+    On 2 cores that is one thread each, two trainings at once: on this CPU two 1-thread trainings
+    give about 1.3x the scans/s of one 2-thread training (benchmarks/bench_train.py --parallel),
+    and the four trainings of the default run pack into two pairs.
+    """
+    n_trainings = len(config["train"]["models"]) + ("ctnet" in config["train"]["models"])
+    n_trainings *= max(1, k_folds())
+    return max(1, workflow.cores // n_trainings)
+
+
 def comparison_fold():
     """The fold the skull-strip comparison model is trained on: a k-fold split has no validation
     part of its own, so it uses fold 0's (a single model, not an ensemble); -1 for a single split.

@@ -55,12 +55,15 @@ rule counterfactual_arrays:
     input:
         scans="results/counterfactuals/{factor}/qc/scans.tsv",
         nifti="results/counterfactuals/{factor}/nifti",
-        reference_index=counterfactual_reference("index.tsv"),
+        reference_volumes=counterfactual_reference("volumes.npy"),
         reference_mask=counterfactual_reference("brain_mask.npy"),
+        reference_index=counterfactual_reference("index.tsv"),
+        reference_parameters=counterfactual_reference("preprocess.json"),
     output:
         volumes="results/counterfactuals/{factor}/{input}/volumes.npy",
         brain_mask="results/counterfactuals/{factor}/{input}/brain_mask.npy",
         index="results/counterfactuals/{factor}/{input}/index.tsv",
+        parameters="results/counterfactuals/{factor}/{input}/preprocess.json",
     log:
         "logs/counterfactuals/{factor}_{input}_arrays.log",
     benchmark:

@@ -6,6 +6,7 @@ rule preprocess:
         volumes="results/arrays/volumes.npy",
         brain_mask="results/arrays/brain_mask.npy",
         index="results/arrays/index.tsv",
+        parameters="results/arrays/preprocess.json",
     log:
         "logs/preprocess.log",
     benchmark:

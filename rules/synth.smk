@@ -4,6 +4,7 @@ rule synth_cohort:
         clinical="resources/synthetic/clinical.csv",
         readers="resources/synthetic/readers.csv",
         truth=directory("resources/synthetic/truth"),
+        readme="resources/synthetic/README.txt",
     log:
         "logs/synth_cohort.log",
     benchmark:

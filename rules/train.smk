@@ -33,7 +33,7 @@ if K_FOLDS < 2:
             model="|".join(config["train"]["models"]),
         conda:
             "../envs/torch.yaml"
-        threads: 2
+        threads: training_threads()
         resources:
             gpu=TRAIN_GPUS,
             mem_mb=8000,
@@ -70,7 +70,7 @@ else:
             model="|".join(config["train"]["models"]),
         conda:
             "../envs/torch.yaml"
-        threads: 2
+        threads: training_threads()
         resources:
             gpu=TRAIN_GPUS,
             mem_mb=8000,

@@ -12,11 +12,17 @@ from htct.errors import report_input_errors
 report_input_errors()
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
 
-from htct.preprocess import build_arrays_like  # noqa: E402
+from htct.preprocess import ArrayOutputs, build_arrays_like  # noqa: E402
 
+reference = snakemake.input
 build_arrays_like(
     snakemake.input.scans,
-    Path(snakemake.input.reference_index).parent,
-    Path(snakemake.output.volumes).parent,
+    ArrayOutputs(
+        Path(reference.reference_volumes),
+        Path(reference.reference_mask),
+        Path(reference.reference_index),
+        Path(reference.reference_parameters),
+    ),
+    ArrayOutputs.from_rule(snakemake.output),
     threads=snakemake.threads,
 )

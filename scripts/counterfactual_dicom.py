@@ -19,7 +19,9 @@ from htct.synth.counterfactual import generate_counterfactuals  # noqa: E402
 split = pd.read_csv(snakemake.input.split, sep="\t", dtype={"patient_id": str})
 test_patients = split.loc[split["part"] == "test", "patient_id"]
 generate_counterfactuals(
-    Path(snakemake.output.dicom).parent,
+    snakemake.output.dicom,
+    snakemake.output.clinical,
+    snakemake.output.oracle,
     snakemake.wildcards.factor,
     test_patients,
     snakemake.input.truth,

@@ -11,19 +11,13 @@ from htct.errors import report_input_errors
 
 report_input_errors()
 
-from htct.preprocess import build_arrays
+from htct.preprocess import ArrayOutputs, build_arrays
 
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
 params = snakemake.params.preprocess
-out_dir = Path(snakemake.output.volumes).parent
-for name, file_name in (("brain_mask", "brain_mask.npy"), ("index", "index.tsv")):
-    if Path(getattr(snakemake.output, name)) != out_dir / file_name:
-        raise ValueError(
-            f"output.{name} must be {out_dir / file_name}: build_arrays writes next to volumes.npy"
-        )
 build_arrays(
     snakemake.input.scans,
-    out_dir,
+    ArrayOutputs.from_rule(snakemake.output),
     n_slices=params["n_slices"],
     slice_thickness_mm=params["slice_thickness_mm"],
     size=params["size"],

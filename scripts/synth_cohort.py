@@ -12,7 +12,8 @@ from htct.errors import report_input_errors
 report_input_errors()
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
 
-from htct.synth import generate_cohort  # noqa: E402
+from htct.synth.generate import CohortOutputs, generate_cohort  # noqa: E402
 
-# outputs: dicom = resources/synthetic/dicom, clinical, readers, truth; all share the parent folder.
-generate_cohort(Path(snakemake.output.dicom).parent, **snakemake.params.synthetic, threads=snakemake.threads)
+generate_cohort(
+    CohortOutputs.from_rule(snakemake.output), **snakemake.params.synthetic, threads=snakemake.threads
+)

@@ -24,9 +24,9 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, SecondaryCaptureImageStorage, generate_uid
 
 from htct.dicom import file_key, series_key
-from htct.dicom.testing import write_ct_series
 from htct.errors import HTCTInputError
 from htct.sheets import load_clinical, load_readers
+from htct.testing.dicom import write_ct_series
 
 pytestmark = pytest.mark.slow  # the corpus goes through a real Snakemake run (10-30 s on 2 cores)
 
@@ -304,7 +304,7 @@ def test_good_and_compressed_series_are_kept(corpus):
 def test_compressed_series_are_decoded_to_the_same_hu(corpus):
     import nibabel as nib
 
-    from htct.dicom.testing import head_phantom
+    from htct.testing.dicom import head_phantom
 
     _, workdir, _, _, _ = corpus
     # P07's series has no rescale tags and stores HU directly: the documented default slope 1 / intercept 0.

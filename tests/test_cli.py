@@ -12,8 +12,8 @@ import torch
 import yaml
 
 from htct.cli import load_single_series, main
+from htct.testing import write_toy_arrays, write_toy_ct_series
 from htct.train import load_trained_model, train_model
-from htct.train.toy import write_toy_arrays, write_toy_ct_series
 
 
 @pytest.fixture(scope="module")

@@ -151,7 +151,9 @@ def converted(tmp_path_factory) -> dict[str, Path]:
     patients = pd.read_csv(root / "cohort/clinical.csv", dtype={"patient_id": str})["patient_id"]
     out = root / "cf"
     generate_counterfactuals(
-        out,
+        out / "dicom",
+        out / "clinical.csv",
+        out / "oracle.tsv",
         "hyperdense_artery",
         patients,
         root / "cohort/truth",
@@ -185,7 +187,9 @@ def test_counterfactual_arrays_keep_scan_ids_and_unchanged_scans(converted) -> N
 def test_counterfactuals_refuse_other_cohort_settings(converted, tmp_path) -> None:
     with pytest.raises(HTCTInputError, match="rerun rule synth_cohort"):
         generate_counterfactuals(
-            tmp_path,
+            tmp_path / "dicom",
+            tmp_path / "clinical.csv",
+            tmp_path / "oracle.tsv",
             "infarct",
             ["HT0001"],
             converted["root"] / "cohort/truth",

@@ -17,9 +17,9 @@ from pydicom.pixels import get_decoder
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless, generate_uid
 
 from htct.dicom import convert_tree, file_key, series_key
-from htct.dicom.testing import head_phantom, write_ct_series
 from htct.errors import HTCTInputError
 from htct.preprocess.brain import head_mask
+from htct.testing.dicom import head_phantom, write_ct_series
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 QA_CT = SHARED_DATA / "dcm_qa_ct"

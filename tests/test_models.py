@@ -199,8 +199,8 @@ def test_a_model_added_in_one_file_trains_and_loads(tmp_path):
 
     from htct.models import display_name, list_models, model_spec, register_model
     from htct.models.registry import unregister_model
+    from htct.testing.arrays import write_toy_arrays
     from htct.train import load_trained_model, train_model
-    from htct.train.toy import write_toy_arrays
 
     class MeanNet(nn.Module):
         def __init__(self, in_channels: int, n_slices: int, gain: float = 1.0) -> None:

@@ -10,9 +10,9 @@ import torch
 
 from htct.errors import HTCTInputError
 from htct.models import create_model, list_models
+from htct.testing.arrays import write_toy_arrays
 from htct.train import assign_parts, augment_batch, load_trained_model, train_model, youden_threshold
 from htct.train.data import BatchReader, loader_options
-from htct.train.toy import write_toy_arrays
 
 FAST = {"device": "cpu", "batch_size": 4, "lr": 3e-3, "threads": 1, "patience": 50}
 

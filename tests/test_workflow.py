@@ -252,8 +252,9 @@ def test_report_front_page_states_the_synthetic_cohort(tiny_run):
     test = scans[scans["part"] == "test"]
     assert f"test set {test['patient_id'].nunique()} patients, {len(test)} scans" in front
     assert "reader study with 8 readers" in front
-    # No paper-vs-reproduction sheet in this run (branch paper makes it): the page says so.
-    assert "results/paper/comparison" in front and "is not\npart of this run" in front.replace("</span>", "")
+    # The run made the paper-vs-reproduction sheet (rules/paper.smk): the front page links it.
+    assert "The paper's own numbers beside this run's" in front.replace("&#x27;", "'").replace("&#39;", "'")
+    assert "is not\npart of this run" not in front.replace("</span>", "")
 
 
 def test_report_front_page_states_a_sites_own_cohort(tiny_run, tmp_path):

@@ -482,8 +482,8 @@ def _print_row(row: dict) -> None:
 
 def predict_command(args: argparse.Namespace) -> int:
     """`htct predict`: one folder (as before: outputs directly in --out) or a batch."""
-    from htct.train.loop import resolve_device
     from htct.train.predict import load_trained_model
+    from htct.train.trainer import resolve_device
 
     try:
         cases = _cases(args)

@@ -7,6 +7,7 @@ maps a map in the crop (e.g. an attention heatmap) back onto the scan's voxel gr
 """
 
 from htct.preprocess.arrays import (
+    ArrayOutputs,
     build_arrays,
     build_arrays_like,
     build_lesion_masks,
@@ -32,6 +33,7 @@ from htct.preprocess.volume import (
 )
 
 __all__ = [
+    "ArrayOutputs",
     "skull_strip_arrays",
     "BONE_WINDOW",
     "BRAIN_WINDOW",

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
@@ -39,6 +40,50 @@ INDEX_COLUMNS = (
     "n_brain_slices",
     "source_thickness_mm",
 )
+
+
+@dataclass(frozen=True)
+class ArrayOutputs:
+    """The files of one set of model-ready arrays (rule preprocess's outputs).
+
+    Attributes:
+        volumes: float16 [N, C, n_slices, S, S].
+        brain_mask: uint8 [N, n_slices, S, S].
+        index: one row per scan with its crop.
+        parameters: the preprocessing parameters (preprocess.json).
+    """
+
+    volumes: Path
+    brain_mask: Path
+    index: Path
+    parameters: Path
+
+    @classmethod
+    def in_folder(cls, out_dir: str | Path) -> ArrayOutputs:
+        """The conventional names in one folder: volumes.npy, brain_mask.npy, index.tsv, preprocess.json."""
+        out_dir = Path(out_dir)
+        return cls(
+            out_dir / "volumes.npy",
+            out_dir / "brain_mask.npy",
+            out_dir / "index.tsv",
+            out_dir / "preprocess.json",
+        )
+
+    @classmethod
+    def of(cls, outputs: str | Path | ArrayOutputs) -> ArrayOutputs:
+        """``outputs`` itself, or the conventional names in the folder it names."""
+        return outputs if isinstance(outputs, ArrayOutputs) else cls.in_folder(outputs)
+
+    @classmethod
+    def from_rule(cls, output: object) -> ArrayOutputs:
+        """The paths a rule declares (volumes, brain_mask, index, parameters), read by attribute."""
+        return cls(
+            *(Path(getattr(output, name)) for name in ("volumes", "brain_mask", "index", "parameters"))
+        )
+
+    def make_folders(self) -> None:
+        for path in (self.volumes, self.brain_mask, self.index, self.parameters):
+            path.parent.mkdir(parents=True, exist_ok=True)
 
 
 @contextmanager
@@ -111,7 +156,7 @@ def _preprocess_scan(
 
 def build_arrays(
     scans_tsv: str | Path,
-    out_dir: str | Path,
+    out_dir: str | Path | ArrayOutputs,
     n_slices: int = 28,
     slice_thickness_mm: float = 5.0,
     size: int = 96,
@@ -128,7 +173,7 @@ def build_arrays(
 
     Args:
         scans_tsv: the convert stage's ``scans.tsv`` (scan_id, patient_id, label, nifti, ...).
-        out_dir: output folder (created).
+        out_dir: output folder (created), or the exact files to write (:class:`ArrayOutputs`).
         n_slices: slices per scan.
         slice_thickness_mm: slice thickness the series are resampled to.
         size: in-plane size.
@@ -139,8 +184,8 @@ def build_arrays(
     Returns:
         The index table written to ``index.tsv``.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = ArrayOutputs.of(out_dir)
+    outputs.make_folders()
     scans = read_scans(scans_tsv)
     if scans.empty:
         raise HTCTInputError(f"{scans_tsv}: no scans to preprocess")
@@ -154,8 +199,8 @@ def build_arrays(
     }
     n_scans = len(scans)
     with (
-        _atomic_path(out_dir / "volumes.npy") as volumes_tmp,
-        _atomic_path(out_dir / "brain_mask.npy") as mask_tmp,
+        _atomic_path(outputs.volumes) as volumes_tmp,
+        _atomic_path(outputs.brain_mask) as mask_tmp,
     ):
         # Create the files (header + sparse data) and close them: workers reopen them by path.
         for path, dtype, shape in (
@@ -185,7 +230,7 @@ def build_arrays(
         for scan in index.itertuples(index=False):
             if scan.n_brain_slices == 0:
                 log.warning("scan %s: no intracranial tissue found; slab centred on the scan", scan.scan_id)
-        with _atomic_path(out_dir / "index.tsv") as index_tmp:
+        with _atomic_path(outputs.index) as index_tmp:
             index.to_csv(index_tmp, sep="\t", index=False)
         settings = {
             **params,
@@ -201,9 +246,9 @@ def build_arrays(
             "erosion_mm": brain.EROSION_MM,
             "tissue_hu": brain.TISSUE_HU,
         }
-        with _atomic_path(out_dir / "preprocess.json") as json_tmp:
+        with _atomic_path(outputs.parameters) as json_tmp:
             json_tmp.write_text(json.dumps(settings, indent=2) + "\n")
-    log.info("preprocessed %d scans into %s", n_scans, out_dir)
+    log.info("preprocessed %d scans into %s", n_scans, outputs.volumes.parent)
     return index
 
 
@@ -224,7 +269,10 @@ def _repeat_crop_scan(
 
 
 def build_arrays_like(
-    scans_tsv: str | Path, reference_dir: str | Path, out_dir: str | Path, threads: int = 1
+    scans_tsv: str | Path,
+    reference: str | Path | ArrayOutputs,
+    out_dir: str | Path | ArrayOutputs,
+    threads: int = 1,
 ) -> pd.DataFrame:
     """Preprocess re-rendered versions of scans exactly as their originals were (same crop, windows).
 
@@ -237,27 +285,27 @@ def build_arrays_like(
 
     Args:
         scans_tsv: the convert stage's scans.tsv of the re-rendered scans.
-        reference_dir: a :func:`build_arrays` output folder (index.tsv, brain_mask.npy,
-            preprocess.json) holding every scan_id of ``scans_tsv``.
-        out_dir: output folder: volumes.npy, brain_mask.npy (the reference rows), index.tsv (the
-            reference rows, renumbered, with ``reference_row``) and preprocess.json.
+        reference: the :func:`build_arrays` outputs (a folder or :class:`ArrayOutputs`) holding every
+            scan_id of ``scans_tsv``.
+        out_dir: output folder, or the exact files: volumes, brain_mask (the reference rows), index
+            (the reference rows, renumbered, with ``reference_row``) and parameters.
         threads: worker processes.
 
     Returns:
         The index table written.
     """
-    reference_dir, out_dir = Path(reference_dir), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    source, outputs = ArrayOutputs.of(reference), ArrayOutputs.of(out_dir)
+    outputs.make_folders()
     scans = read_scans(scans_tsv)
-    reference = pd.read_csv(reference_dir / "index.tsv", sep="\t", dtype={"scan_id": str, "patient_id": str})
-    settings = json.loads((reference_dir / "preprocess.json").read_text())
-    missing = sorted(set(scans["scan_id"]) - set(reference["scan_id"]))
+    reference_index = pd.read_csv(source.index, sep="\t", dtype={"scan_id": str, "patient_id": str})
+    settings = json.loads(source.parameters.read_text())
+    missing = sorted(set(scans["scan_id"]) - set(reference_index["scan_id"]))
     if missing:
-        raise HTCTInputError(f"{scans_tsv}: scans {missing[:3]} are not in {reference_dir}/index.tsv")
-    index = reference.set_index("scan_id").loc[scans["scan_id"]].reset_index()
+        raise HTCTInputError(f"{scans_tsv}: scans {missing[:3]} are not in {source.index}")
+    index = reference_index.set_index("scan_id").loc[scans["scan_id"]].reset_index()
     index = index.rename(columns={"row": "reference_row"})
     index.insert(0, "row", np.arange(len(index)))
-    reference_masks = np.load(reference_dir / "brain_mask.npy", mmap_mode="r")
+    reference_masks = np.load(source.brain_mask, mmap_mode="r")
     params = {
         "windows": [tuple(w) for w in settings["windows"]],
         "skull_strip": bool(settings["skull_strip"]),
@@ -265,8 +313,8 @@ def build_arrays_like(
     n_slices, size = int(settings["n_slices"]), int(settings["size"])
     niftis = scans.set_index("scan_id")["nifti"]
     with (
-        _atomic_path(out_dir / "volumes.npy") as volumes_tmp,
-        _atomic_path(out_dir / "brain_mask.npy") as mask_tmp,
+        _atomic_path(outputs.volumes) as volumes_tmp,
+        _atomic_path(outputs.brain_mask) as mask_tmp,
     ):
         shape = (len(index), len(params["windows"]), n_slices, size, size)
         np.lib.format.open_memmap(volumes_tmp, mode="w+", dtype=np.float16, shape=shape).flush()
@@ -291,18 +339,27 @@ def build_arrays_like(
         else:
             for job in jobs:
                 _repeat_crop_scan(*job)
-        with _atomic_path(out_dir / "index.tsv") as index_tmp:
+        with _atomic_path(outputs.index) as index_tmp:
             index.to_csv(index_tmp, sep="\t", index=False)
-        with _atomic_path(out_dir / "preprocess.json") as json_tmp:
+        with _atomic_path(outputs.parameters) as json_tmp:
             json_tmp.write_text(
-                json.dumps({**settings, "n_scans": len(index), "reference": str(reference_dir)}, indent=2)
+                json.dumps(
+                    {**settings, "n_scans": len(index), "reference": str(source.index.parent)}, indent=2
+                )
                 + "\n"
             )
-    log.info("preprocessed %d scans into %s with the crops of %s", len(index), out_dir, reference_dir)
+    log.info(
+        "preprocessed %d scans into %s with the crops of %s",
+        len(index),
+        outputs.volumes.parent,
+        source.index.parent,
+    )
     return index
 
 
-def skull_strip_arrays(source_dir: str | Path, out_dir: str | Path) -> pd.DataFrame:
+def skull_strip_arrays(
+    source_dir: str | Path | ArrayOutputs, out_dir: str | Path | ArrayOutputs
+) -> pd.DataFrame:
     """The skull-stripped version of full-head arrays, without preprocessing the scans again.
 
     Skull stripping is the last step of :func:`preprocess_volume` (every channel set to 0 outside the
@@ -311,32 +368,37 @@ def skull_strip_arrays(source_dir: str | Path, out_dir: str | Path) -> pd.DataFr
     seconds instead of a second pass over every scan.
 
     Args:
-        source_dir: a :func:`build_arrays` folder made with ``skull_strip=False``.
-        out_dir: output folder (volumes.npy, brain_mask.npy, index.tsv, preprocess.json).
+        source_dir: :func:`build_arrays` outputs (a folder or :class:`ArrayOutputs`) made with
+            ``skull_strip=False``.
+        out_dir: output folder, or the exact files (:class:`ArrayOutputs`).
 
     Returns:
         The index table (the source's).
     """
-    source_dir, out_dir = Path(source_dir), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    settings = json.loads((source_dir / "preprocess.json").read_text())
+    source, outputs = ArrayOutputs.of(source_dir), ArrayOutputs.of(out_dir)
+    outputs.make_folders()
+    settings = json.loads(source.parameters.read_text())
     if settings["skull_strip"]:
-        raise HTCTInputError(f"{source_dir}: the arrays are skull-stripped already; strip full-head arrays")
-    volumes = np.load(source_dir / "volumes.npy", mmap_mode="r")
-    masks = np.load(source_dir / "brain_mask.npy", mmap_mode="r")
-    with _atomic_path(out_dir / "volumes.npy") as volumes_tmp:
+        raise HTCTInputError(
+            f"{source.parameters}: the arrays are skull-stripped already; strip full-head arrays"
+        )
+    volumes = np.load(source.volumes, mmap_mode="r")
+    masks = np.load(source.brain_mask, mmap_mode="r")
+    with _atomic_path(outputs.volumes) as volumes_tmp:
         stripped = np.lib.format.open_memmap(volumes_tmp, mode="w+", dtype=volumes.dtype, shape=volumes.shape)
         for row in range(len(volumes)):
             stripped[row] = volumes[row] * masks[row][None]
         stripped.flush()
         del stripped
-    for name in ("brain_mask.npy", "index.tsv"):
-        with _atomic_path(out_dir / name) as tmp:
-            tmp.write_bytes((source_dir / name).read_bytes())
-    with _atomic_path(out_dir / "preprocess.json") as json_tmp:
+    for copy_from, copy_to in ((source.brain_mask, outputs.brain_mask), (source.index, outputs.index)):
+        with _atomic_path(copy_to) as tmp:
+            tmp.write_bytes(copy_from.read_bytes())
+    with _atomic_path(outputs.parameters) as json_tmp:
         json_tmp.write_text(json.dumps({**settings, "skull_strip": True}, indent=2) + "\n")
-    log.info("skull-stripped %d scans of %s into %s", len(volumes), source_dir, out_dir)
-    return pd.read_csv(out_dir / "index.tsv", sep="\t", dtype={"scan_id": str, "patient_id": str})
+    log.info(
+        "skull-stripped %d scans of %s into %s", len(volumes), source.volumes.parent, outputs.volumes.parent
+    )
+    return pd.read_csv(outputs.index, sep="\t", dtype={"scan_id": str, "patient_id": str})
 
 
 def build_lesion_masks(

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from htct import SYNTHETIC_NOTICE
 from htct.errors import HTCTInputError
 from htct.synth import risk
 from htct.synth.cohort import sample_cohort
@@ -102,7 +101,9 @@ def _axial_only(job: PatientJob) -> PatientJob:
 
 
 def generate_counterfactuals(
-    outdir: str | Path,
+    dicom_dir: str | Path,
+    clinical_csv: str | Path,
+    oracle_tsv: str | Path,
     factor: str,
     patient_ids: Iterable[str],
     truth_dir: str | Path,
@@ -120,9 +121,10 @@ def generate_counterfactuals(
     images differ from the originals only in the factor's voxels.
 
     Args:
-        outdir: output folder: ``dicom/`` (the series), ``clinical.csv`` (the patients' rows of
-            the clinical sheet) and ``oracle.tsv`` (per scan: present, p_image_scan, and
-            p_image_scan_counterfactual).
+        dicom_dir: the DICOM tree to write (the series).
+        clinical_csv: the patients' rows of the clinical sheet (for the converter).
+        oracle_tsv: per scan: whether the factor is in the image (present), p_image_scan and
+            p_image_scan_counterfactual.
         factor: one of IMAGE_FACTORS.
         patient_ids: the patients whose scans are re-rendered (e.g. the test patients).
         truth_dir: the cohort's truth folder (resources/synthetic/truth), checked against the settings.
@@ -134,11 +136,11 @@ def generate_counterfactuals(
         threads: worker processes.
 
     Returns:
-        The oracle table written to ``oracle.tsv``.
+        The oracle table written to ``oracle_tsv``.
     """
     if factor not in IMAGE_FACTORS:
         raise ValueError(f"factor must be one of {IMAGE_FACTORS}, not {factor!r}")
-    outdir, truth_dir = Path(outdir), Path(truth_dir)
+    dicom_dir, truth_dir = Path(dicom_dir), Path(truth_dir)
     if isinstance(design, dict):
         design = risk.CohortDesign.from_config(design)
     design = design or risk.PAPER_DESIGN
@@ -151,15 +153,15 @@ def generate_counterfactuals(
     if unknown:
         raise HTCTInputError(f"patients {sorted(unknown)[:3]} are not in the synthetic cohort")
     jobs = [_axial_only(job) for job in plan_patients(cohort, seed) if job.patient.name in wanted]
-    (outdir / "dicom").mkdir(parents=True, exist_ok=True)
-    arguments = [(job, outdir, seed, matrix, factor, False) for job in jobs]
+    dicom_dir.mkdir(parents=True, exist_ok=True)
+    arguments = [(job, dicom_dir, None, seed, matrix, factor) for job in jobs]
     if threads > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=min(threads, len(jobs))) as pool:
             list(pool.map(write_patient, *zip(*arguments, strict=True), chunksize=2))
     else:
         for job_arguments in arguments:
             write_patient(*job_arguments)
-    cohort.clinical[cohort.clinical["patient_id"].isin(wanted)].to_csv(outdir / "clinical.csv", index=False)
+    cohort.clinical[cohort.clinical["patient_id"].isin(wanted)].to_csv(clinical_csv, index=False)
     scans = cohort.scans[cohort.scans["patient_id"].isin(wanted)]
     model = risk.risk_model(design)
     oracle = pd.DataFrame(
@@ -172,11 +174,7 @@ def generate_counterfactuals(
             "p_image_scan_counterfactual": oracle_counterfactual(scans, factor, model),
         }
     )
-    oracle.to_csv(outdir / "oracle.tsv", sep="\t", index=False, float_format="%.6g")
-    (outdir / "README.txt").write_text(
-        f"{SYNTHETIC_NOTICE}\nCounterfactual scans: the synthetic scans of {len(jobs)} patients re-rendered "
-        f"without {factor} (htct.synth.counterfactual).\n"
-    )
+    oracle.to_csv(oracle_tsv, sep="\t", index=False, float_format="%.6g")
     log.info(
         "counterfactuals without %s: %d scans of %d patients (%d with the factor) in %.0f s",
         factor, len(oracle), len(jobs), int(oracle["present"].sum()), time.perf_counter() - started,

@@ -266,17 +266,22 @@ def _write_scout(
 
 
 def write_patient(
-    job: PatientJob, outdir: Path, seed: int, matrix: int, remove: str | None = None, masks: bool = True
+    job: PatientJob,
+    dicom_dir: Path,
+    masks_dir: Path | None,
+    seed: int,
+    matrix: int,
+    remove: str | None = None,
 ) -> list[dict]:
     """Render and write every series of one patient, and the kept series' infarct masks.
 
     Args:
         job: the patient's planned files (:func:`plan_patients`).
-        outdir: output folder (``dicom/`` and ``truth/masks/`` are written inside).
+        dicom_dir: the DICOM tree's root (the patient's folder is written inside).
+        masks_dir: folder for the kept series' infarct masks ({scan_id}.nii.gz), or None for none.
         seed: the cohort's seed.
         matrix: in-plane pixels.
         remove: an image factor to leave out of every axial series (see :func:`render_axial_series`).
-        masks: write the kept series' infarct masks.
 
     Returns:
         Per scan: ``scan_id``, ``mask_volume_ml``, ``n_files`` and ``dicom_folder``.
@@ -285,7 +290,7 @@ def write_patient(
     for index, scan in enumerate(job.scans):
         scan_id = scan["scan_id"]
         study = _study_header(job, index, seed)
-        study_dir = outdir / "dicom" / job.identity["folder"] / f"ST{job.study_folders[index]:06d}"
+        study_dir = dicom_dir / job.identity["folder"] / f"ST{job.study_folders[index]:06d}"
         n_files, mask_volume_ml = 0, float("nan")
         for series in job.series[scan_id]:
             number = int(series["series_number"])
@@ -305,8 +310,8 @@ def write_patient(
                 sop_uids, bool(scan["superior_first"]), job.with_extension[(scan_id, number)],
             )  # fmt: skip
             n_files += len(paths)
-            if series["kept"] and masks:
-                _write_mask(outdir / "truth" / "masks" / f"{scan_id}.nii.gz", mask, geometry)
+            if series["kept"] and masks_dir is not None:
+                _write_mask(masks_dir / f"{scan_id}.nii.gz", mask, geometry)
                 voxel_ml = (
                     geometry.row_spacing_mm * geometry.column_spacing_mm * geometry.slice_spacing_mm / 1000
                 )
@@ -316,29 +321,30 @@ def write_patient(
                 "scan_id": scan_id,
                 "mask_volume_ml": mask_volume_ml,
                 "n_files": n_files,
-                "dicom_folder": str(study_dir.relative_to(outdir)),
+                "dicom_folder": str(study_dir.relative_to(dicom_dir.parent)),
             }
         )
     return results
 
 
 def write_dicom(
-    cohort: SyntheticCohort, outdir: Path, seed: int, matrix: int, threads: int = 1
+    cohort: SyntheticCohort, dicom_dir: Path, masks_dir: Path, seed: int, matrix: int, threads: int = 1
 ) -> pd.DataFrame:
     """Render every series of the cohort and write DICOM files and truth masks.
 
     Args:
         cohort: the cohort's tables from :func:`sample_cohort`.
-        outdir: output folder (``dicom/`` and ``truth/masks/`` are written inside).
+        dicom_dir: the DICOM tree's root.
+        masks_dir: folder of the infarct masks (truth/masks).
         seed: the cohort's seed (UIDs, folder order, noise).
         matrix: in-plane pixels of the axial slices.
         threads: worker processes (patients are rendered in parallel; the files do not depend on it).
 
     Returns:
         Per scan: ``scan_id``, ``mask_volume_ml`` (infarct mask volume in the kept series' grid),
-        ``n_files`` and ``dicom_folder`` (relative to ``outdir``).
+        ``n_files`` and ``dicom_folder`` (relative to the DICOM tree's parent).
     """
-    (outdir / "truth" / "masks").mkdir(parents=True, exist_ok=True)
+    masks_dir.mkdir(parents=True, exist_ok=True)
     jobs = plan_patients(cohort, seed)
     started = time.perf_counter()
     results: list[dict] = []
@@ -356,7 +362,10 @@ def write_dicom(
         with ProcessPoolExecutor(max_workers=min(threads, len(jobs))) as pool:
             for done, rows in enumerate(
                 pool.map(
-                    write_patient, jobs, *zip(*[(outdir, seed, matrix)] * len(jobs), strict=True), chunksize=4
+                    write_patient,
+                    jobs,
+                    *zip(*[(dicom_dir, masks_dir, seed, matrix)] * len(jobs), strict=True),
+                    chunksize=4,
                 ),
                 start=1,
             ):
@@ -364,27 +373,78 @@ def write_dicom(
                 progress(done)
     else:
         for done, job in enumerate(jobs, start=1):
-            results += write_patient(job, outdir, seed, matrix)
+            results += write_patient(job, dicom_dir, masks_dir, seed, matrix)
             progress(done)
     return pd.DataFrame(results)
 
 
-def _prepare_outdir(outdir: Path) -> None:
-    """Create ``outdir``; clear a previous synthetic cohort there, refuse to touch anything else."""
-    outdir.mkdir(parents=True, exist_ok=True)
-    readme = outdir / "README.txt"
-    generated = [outdir / name for name in ("dicom", "truth")]
+@dataclass(frozen=True)
+class CohortOutputs:
+    """The files of a synthetic cohort (rule synth_cohort's outputs).
+
+    Attributes:
+        dicom: the DICOM tree's root.
+        clinical: the clinical sheet.
+        readers: the reader study sheet.
+        truth: the truth folder (patients.tsv, scans.tsv, series.tsv, phi.tsv, masks/).
+        readme: the synthetic-cohort notice (README.txt).
+    """
+
+    dicom: Path
+    clinical: Path
+    readers: Path
+    truth: Path
+    readme: Path
+
+    @classmethod
+    def in_folder(cls, outdir: str | Path) -> CohortOutputs:
+        """The conventional layout in one folder (see the module docstring)."""
+        outdir = Path(outdir)
+        return cls(
+            outdir / "dicom",
+            outdir / "clinical.csv",
+            outdir / "readers.csv",
+            outdir / "truth",
+            outdir / "README.txt",
+        )
+
+    @classmethod
+    def of(cls, outputs: str | Path | CohortOutputs) -> CohortOutputs:
+        """``outputs`` itself, or the conventional layout in the folder it names."""
+        return outputs if isinstance(outputs, CohortOutputs) else cls.in_folder(outputs)
+
+    @classmethod
+    def from_rule(cls, output: object) -> CohortOutputs:
+        """The paths a rule declares (dicom, clinical, readers, truth, readme), read by attribute."""
+        return cls(
+            *(Path(getattr(output, name)) for name in ("dicom", "clinical", "readers", "truth", "readme"))
+        )
+
+
+def _prepare(outputs: CohortOutputs) -> None:
+    """Clear a previous synthetic cohort's folders; refuse to touch folders htct.synth did not write."""
+    generated = [outputs.dicom, outputs.truth]
     if any(p.exists() and any(p.iterdir()) for p in generated):
+        readme = outputs.readme
         if not (readme.exists() and README_MARKER in readme.read_text()):
             raise HTCTInputError(
-                f"{outdir}: holds dicom/ or truth/ that htct.synth did not write; choose an empty output folder"
+                f"{outputs.dicom.parent}: holds dicom/ or truth/ that htct.synth did not write; "
+                "choose an empty output folder"
             )
         for path in generated:
             shutil.rmtree(path, ignore_errors=True)
+    for path in (
+        outputs.dicom,
+        outputs.truth,
+        outputs.clinical.parent,
+        outputs.readers.parent,
+        outputs.readme.parent,
+    ):
+        path.mkdir(parents=True, exist_ok=True)
 
 
 def generate_cohort(
-    outdir: Path,
+    outdir: str | Path | CohortOutputs,
     n_patients: int,
     seed: int,
     matrix: int = 192,
@@ -395,7 +455,8 @@ def generate_cohort(
     """Generate a synthetic cohort of real DICOM head CTs with known HT risk (see module docstring).
 
     Args:
-        outdir: output folder, e.g. ``resources/synthetic``.
+        outdir: output folder, e.g. ``resources/synthetic``, or the exact files to write
+            (:class:`CohortOutputs`, a rule's outputs).
         n_patients: number of patients.
         seed: random seed; the same seed gives byte-identical files.
         matrix: in-plane pixels of the axial slices.
@@ -404,35 +465,34 @@ def generate_cohort(
             the paper's (:data:`htct.synth.risk.PAPER_DESIGN`).
         threads: worker processes for rendering and writing (the files do not depend on it).
     """
-    outdir = Path(outdir)
+    outputs = CohortOutputs.of(outdir)
     started = time.perf_counter()
     if design is None:
         design = PAPER_DESIGN
     elif isinstance(design, dict):
         design = CohortDesign.from_config(design)
-    _prepare_outdir(outdir)
+    _prepare(outputs)
     cohort = sample_cohort(n_patients, seed, n_readers, design)
     log.info(
         "synthetic cohort: %d patients, %d scans, %d series, HT prevalence %.3f (design %.3f, intercept %.4f)",
         n_patients, len(cohort.scans), len(cohort.series), cohort.clinical["label"].mean(),
         design.prevalence, risk_model(design).intercept,
     )  # fmt: skip
-    written = write_dicom(cohort, outdir, seed, matrix, threads)
-    truth = outdir / "truth"
+    written = write_dicom(cohort, outputs.dicom, outputs.truth / "masks", seed, matrix, threads)
     table = {"sep": "\t", "index": False, "float_format": "%.6g"}
-    cohort.clinical.to_csv(outdir / "clinical.csv", index=False)
-    cohort.readers.to_csv(outdir / "readers.csv", index=False, float_format="%.2f")
-    cohort.patients.to_csv(truth / "patients.tsv", **table)
+    cohort.clinical.to_csv(outputs.clinical, index=False)
+    cohort.readers.to_csv(outputs.readers, index=False, float_format="%.2f")
+    cohort.patients.to_csv(outputs.truth / "patients.tsv", **table)
     # Accession numbers are identifiers: they stay in the headers and truth/phi.tsv only.
     scans = cohort.scans.drop(columns="accession_number").merge(written, on="scan_id")
-    scans.to_csv(truth / "scans.tsv", **table)
-    cohort.series.to_csv(truth / "series.tsv", **table)
-    cohort.phi.to_csv(truth / "phi.tsv", sep="\t", index=False)
-    (outdir / "README.txt").write_text(
+    scans.to_csv(outputs.truth / "scans.tsv", **table)
+    cohort.series.to_csv(outputs.truth / "series.tsv", **table)
+    cohort.phi.to_csv(outputs.truth / "phi.tsv", sep="\t", index=False)
+    outputs.readme.write_text(
         f"{SYNTHETIC_NOTICE}\n"
         f"This folder is a {README_MARKER} {__version__} (not patient data; every name is invented).\n"
         f"seed: {seed}\nn_patients: {n_patients}\nmatrix: {matrix}\nn_readers: {n_readers}\n"
         f"design: {json.dumps(design.to_config())}\nintercept: {risk_model(design).intercept:.6f}\n"
         "Risk model and file formats: docs/synthetic_cohort.md\n"
     )
-    log.info("synthetic cohort written to %s in %.0f s", outdir, time.perf_counter() - started)
+    log.info("synthetic cohort written to %s in %.0f s", outputs.dicom.parent, time.perf_counter() - started)

@@ -48,6 +48,21 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def configure_torch(on_gpu: bool, threads: int | None = None) -> None:
+    """Bit-identical reruns on CPU (deterministic kernels, ``threads`` intra-op threads); GPU runs
+    favour speed (cuDNN autotuning, not deterministic)."""
+    if on_gpu:
+        torch.backends.cudnn.benchmark = True
+        return
+    torch.use_deterministic_algorithms(True)
+    # Deterministic mode also fills every new tensor with NaN, a debugging aid against reads of
+    # uninitialised memory: 12% of a CTNet training step on CPU (torch.profiler), and no effect on
+    # the results, since every kernel writes its whole output.
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
 def _plain(obj: object) -> object:
     """Config values as plain YAML types (tuples and numpy scalars become lists and numbers)."""
     if isinstance(obj, Mapping):
@@ -99,7 +114,7 @@ class Trainer:
         self.epoch_callback, self.synthetic = epoch_callback, synthetic
         self.device = resolve_device(config.device)
         self.on_gpu = self.device.type == "cuda"
-        self._configure_torch()
+        configure_torch(self.on_gpu, config.threads)
         self.volumes = np.load(volumes_npy, mmap_mode="r")
         if self.volumes.ndim != 5:
             raise ValueError(f"{volumes_npy}: expected [N, C, slices, S, S], got shape {self.volumes.shape}")
@@ -126,19 +141,6 @@ class Trainer:
         self.resumed_from = 0
 
     # -- set-up -------------------------------------------------------------------------------------
-
-    def _configure_torch(self) -> None:
-        if self.on_gpu:
-            torch.backends.cudnn.benchmark = True
-            return
-        # Bit-identical reruns on CPU; GPU runs favour speed (cuDNN autotuning is not deterministic).
-        torch.use_deterministic_algorithms(True)
-        # Deterministic mode also fills every new tensor with NaN, a debugging aid against reads of
-        # uninitialised memory: 12% of a CTNet training step on CPU (torch.profiler), and no effect
-        # on the results, since every kernel writes its whole output.
-        torch.utils.deterministic.fill_uninitialized_memory = False
-        if self.config.threads:
-            torch.set_num_threads(int(self.config.threads))
 
     def _model_config(self, preprocess: Mapping | None) -> dict:
         """The model folder's config.yaml: model, input shape, training config, preprocessing, data."""

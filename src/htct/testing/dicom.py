@@ -1,6 +1,6 @@
-"""Small synthetic CT series written with pydicom, for the converter's tests and benchmark.
+"""Small CT series written with pydicom, for the tests and benchmarks: the project's one test writer.
 
-Not the cohort generator (htct.synth): a head-shaped phantom with just the header fields a converter
+Not the cohort generator (htct.synth): head-shaped phantoms with just the header fields a converter
 reads, plus knobs to produce the faults the QC rules must catch.
 """
 
@@ -159,3 +159,53 @@ def write_ct_series(
             ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def toy_head_hu(
+    n_slices: int = 28, matrix: int = 64, spacing_mm: float | None = None, seed: int = 0
+) -> np.ndarray:
+    """HU volume [slice, row, column] of a crude 5 mm head in mm: skull ring, brain, a hyperdense spot.
+
+    Enough anatomy for `htct predict` to find a brain slab and crop a head; not a phantom for evaluation.
+    """
+    spacing = spacing_mm or 230.0 / matrix
+    rng = np.random.default_rng(seed)
+    yy, xx = (np.mgrid[0:matrix, 0:matrix] - (matrix - 1) / 2) * spacing
+    volume = np.full((n_slices, matrix, matrix), -1000.0)
+    for k in range(n_slices):
+        z = (k - (n_slices - 1) / 2) * 5.0
+        scale = np.sqrt(max(1e-3, 1 - (z / 75.0) ** 2))
+        r = np.sqrt((xx / (70 * scale)) ** 2 + (yy / (90 * scale)) ** 2)
+        volume[k][r < 1.0] = 1000.0  # skull
+        volume[k][r < 0.92] = 35.0  # brain
+        volume[k][(r < 0.92) & ((xx - 25) ** 2 + (yy - 10) ** 2 < 15**2) & (abs(z) < 20)] = 70.0
+    return np.round(volume + rng.normal(0, 4, volume.shape))
+
+
+def write_toy_ct_series(
+    out_dir: str | Path,
+    n_slices: int = 28,
+    matrix: int = 64,
+    pixel_spacing_mm: float | None = None,
+    seed: int = 0,
+) -> Path:
+    """One 5 mm axial series of :func:`toy_head_hu` (for `htct predict`'s tests and benchmark).
+
+    Returns:
+        `out_dir`, holding IM0001.dcm, ...
+    """
+    spacing = pixel_spacing_mm or 230.0 / matrix
+    half = (matrix - 1) / 2 * spacing
+    write_ct_series(
+        out_dir,
+        hu=toy_head_hu(n_slices, matrix, spacing, seed),
+        positions_z=[(k - (n_slices - 1) / 2) * 5.0 for k in range(n_slices)],
+        pixel_spacing=spacing,
+        origin_xy=(-half, -half),
+        patient_id="TOY001",
+        patient_name="Toy^Patient",
+        file_names=[f"IM{k + 1:04d}.dcm" for k in range(n_slices)],
+        spatial_instance_numbers=True,
+        seed=seed,
+    )
+    return Path(out_dir)
