@@ -21,7 +21,7 @@ include: "rules/tables.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/figures.smk"
-include: "rules/attention.smk"
+include: "rules/attribution.smk"
 
 
 rule all:

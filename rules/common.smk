@@ -98,11 +98,18 @@ def all_outputs():
         ext=["pdf", "png"],
     )
     if "ctnet" in config["train"]["models"]:
-        targets += [
-            "results/figures/fig3_attention.pdf",
-            "results/evaluation/attention_mass.tsv",
-        ]
-        targets += expand("results/tables/attention.{ext}", ext=["csv", "md", "tex"])
+        targets += expand("results/figures/fig3_attention.{ext}", ext=["pdf", "png"])
+        targets += expand(
+            "results/attribution/{table}.tsv",
+            table=[
+                "localisation",
+                "uses_infarct",
+                "sanity",
+                "faithfulness",
+                "verdicts",
+            ],
+        )
+        targets += expand("results/tables/attribution.{ext}", ext=["csv", "md", "tex"])
     return targets
 
 
@@ -169,8 +176,46 @@ def comparison_fold():
     return 0 if k_folds() >= 2 else -1
 
 
+INPUT_KINDS = ["full_head", "skull_stripped"]
+COUNTERFACTUALS = "results/evaluation/counterfactuals.tsv"
+
+
+def configured_input_kind():
+    """The configured CTNet's input kind; the skull-strip comparison CTNet has the other one."""
+    return "skull_stripped" if config["preprocess"]["skull_strip"] else "full_head"
+
+
+def attribution_variant_inputs(wildcards):
+    """Model folder (its threshold.json), weights and arrays of one CTNet variant of the attribution
+    stage: the configured CTNet (results/models/ctnet, a fold ensemble after a k-fold training)
+    or the skull-strip comparison CTNet, by input kind."""
+    if wildcards.input_kind == configured_input_kind():
+        return {
+            "model": "results/models/ctnet/threshold.json",
+            "weights": model_weights("ctnet"),
+            "volumes": "results/arrays/volumes.npy",
+            "brain_mask": "results/arrays/brain_mask.npy",
+            "index": "results/arrays/index.tsv",
+        }
+    return {
+        "model": "results/skull_strip_comparison/models/ctnet/threshold.json",
+        "weights": "results/skull_strip_comparison/models/ctnet/weights.pt",
+        "volumes": "results/skull_strip_comparison/arrays/volumes.npy",
+        "brain_mask": "results/skull_strip_comparison/arrays/brain_mask.npy",
+        "index": "results/skull_strip_comparison/arrays/index.tsv",
+    }
+
+
+def counterfactuals_input(wildcards):
+    """The counterfactual table (infarct removed from the synthetic scans), an optional input of the
+    attribution summary: used when a rule of the workflow writes it or it exists; otherwise the
+    counterfactual test is "undecided"."""
+    produced = any(COUNTERFACTUALS in map(str, rule.output) for rule in workflow.rules)
+    return COUNTERFACTUALS if produced or Path(COUNTERFACTUALS).is_file() else []
+
+
 def comparison_preprocess():
-    """Preprocessing of the attention comparison: as configured, with skull stripping toggled."""
+    """Preprocessing of the skull-strip comparison: as configured, with skull stripping toggled."""
     return {
         **config["preprocess"],
         "skull_strip": not config["preprocess"]["skull_strip"],

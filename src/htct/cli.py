@@ -107,7 +107,7 @@ def predict_scan(
     import nibabel as nib
     import torch
 
-    from htct.figures.attention import gradcam
+    from htct.attribution import gradcam
     from htct.preprocess import preprocess_volume, uncrop_to_scan
     from htct.train.predict import load_trained_model
 
