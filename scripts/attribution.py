@@ -12,14 +12,14 @@ from htct.errors import report_input_errors
 
 report_input_errors()
 
-import pandas as pd
 import torch
 
-from htct.attribution.stage import AttributionSettings, attribute_variant, load_variant_arrays, write_variant
-from htct.figures.cases import choose_cases
+from htct.attribution.stage import AttributionSettings, load_variant_arrays, run_variant, write_variant
 from htct.train.predict import load_trained_model
 
-logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
+# The workflow's messages only: INFO from htct, warnings from libraries (fontTools logs every subset).
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(message)s")
+logging.getLogger("htct").setLevel(logging.INFO)
 torch.set_num_threads(snakemake.threads)
 torch.manual_seed(0)
 inputs = snakemake.input
@@ -27,21 +27,6 @@ inputs = snakemake.input
 # folder loads as the fold ensemble.
 model = load_trained_model(Path(inputs.model).parent).model
 arrays = load_variant_arrays(inputs.volumes, inputs.brain_mask, inputs.index, inputs.lesion_mask or None)
-truth = (
-    pd.read_csv(Path(inputs.truth) / "scans.tsv", sep="\t", dtype={"patient_id": str, "scan_id": str})
-    if inputs.truth
-    else None
-)
-scans = arrays.evaluation_scans(inputs.scans, truth)
-cases = choose_cases(scans[scans["part"] == "test"], truth)
 settings = AttributionSettings(**snakemake.params.settings)
-result = attribute_variant(
-    model,
-    arrays.volumes,
-    arrays.brain_masks,
-    arrays.lesion_masks,
-    scans,
-    [row for _, row, _ in cases],
-    settings,
-)
+result, cases = run_variant(model, arrays, inputs.scans, inputs.truth or None, settings)
 write_variant(result, arrays, cases, snakemake.output)

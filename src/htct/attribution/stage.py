@@ -160,6 +160,32 @@ def load_variant_arrays(
     )
 
 
+def run_variant(
+    model,
+    arrays: VariantArrays,
+    scans_tsv: str | Path,
+    truth_dir: str | Path | None,
+    settings: AttributionSettings,
+) -> tuple[VariantResult, list[tuple[str, int, None]]]:
+    """The rule's work for one variant: its validation and test scans, figure 3's cases
+    (:func:`htct.figures.cases.choose_cases`, from the synthetic truth when there is one) and
+    :func:`attribute_variant`.
+
+    Returns:
+        The result and the cases ``(title, row, None)``.
+    """
+    from htct.figures.cases import choose_cases
+
+    truth = pd.read_csv(Path(truth_dir) / "scans.tsv", sep="\t", dtype=IDS) if truth_dir else None
+    scans = arrays.evaluation_scans(scans_tsv, truth)
+    cases = choose_cases(scans[scans["part"] == "test"], truth)
+    rows = [row for _, row, _ in cases]
+    result = attribute_variant(
+        model, arrays.volumes, arrays.brain_masks, arrays.lesion_masks, scans, rows, settings
+    )
+    return result, cases
+
+
 def write_variant(
     result: VariantResult, arrays: VariantArrays, cases: Sequence[tuple[str, int, object]], output
 ) -> None:
@@ -413,7 +439,7 @@ def summarise_variants(
             ]  # fmt: skip
     tables = {
         "localisation": _columns(pd.concat(localisation), LOCALISATION_COLUMNS),
-        "uses_infarct": pd.DataFrame(use),
+        "uses_infarct": pd.DataFrame(use)[USES_INFARCT_COLUMNS],
         "sanity": _columns(pd.concat(sanity), ["model", "input", "method", *SANITY_COLUMNS]),
         "faithfulness": pd.DataFrame(faithfulness),
     }
@@ -424,6 +450,8 @@ def summarise_variants(
 LOCALISATION_COLUMNS = [
     "model", "input", "method", "metric", "n_scans", "estimate", "lower", "upper", "chance", "p_value", "verdict",
 ]  # fmt: skip
+USES_INFARCT_COLUMNS = ["model", "input", "uses_infarct", "reason"]
+"""The interface (docs/attribution.md); the figures behind the verdict are in ``reason``."""
 SANITY_COLUMNS = [
     "step", "block", "n_randomised", "n_seeds", "n_scans", "spearman", "spearman_min", "spearman_max",
     "endpoint", "verdict",

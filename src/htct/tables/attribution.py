@@ -84,7 +84,7 @@ def attribution_table(
                 else "100 by design"
             ),
             "Deletion drop, top vs random": (
-                f"{_number(deletion.estimate)} vs {_number(deletion.reference)}, {_p(deletion.p_value)}"
+                f"{_number(deletion.estimate, 3)} vs {_number(deletion.reference, 3)}, {_p(deletion.p_value)}"
                 f"{_mark(deletion.verdict)}"
                 if deletion.verdict != "not_applicable"
                 else "NA"
