@@ -13,7 +13,7 @@ from htct.errors import report_input_errors
 report_input_errors()
 
 
-from htct.attribution.counterfactual import read_counterfactuals
+from htct.attribution.faithfulness import read_counterfactuals
 from htct.attribution.stage import figure_choice, read_variant, summarise_variants
 from htct.figures.attention import fig3_from_cases
 from htct.tables import write_table

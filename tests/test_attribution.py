@@ -9,8 +9,13 @@ import torch
 from torch import nn
 
 from htct.attribution import attention_mass, gradcam, localisation_scores, methods, pooled_cam
-from htct.attribution.counterfactual import enrichment_vs_counterfactual, read_counterfactuals, uses_infarct
-from htct.attribution.faithfulness import deletion_test, summarise_deletion
+from htct.attribution.faithfulness import (
+    deletion_test,
+    enrichment_vs_counterfactual,
+    read_counterfactuals,
+    summarise_deletion,
+    uses_infarct,
+)
 from htct.attribution.localisation import near_lesion, poisson_binomial_tail, summarise_localisation
 from htct.attribution.methods import Method, attribution_maps
 from htct.attribution.perturbation import integrated_gradients, occlusion, tissue_baseline
@@ -509,6 +514,9 @@ def test_uses_infarct_from_a_constructed_counterfactual_table(tmp_path):
     # Lowering the logit on every scan by the same amount, whatever the infarct's effect, is not use.
     constant = _counterfactuals(-0.5 + rng.normal(0, 0.05, 30), oracle)
     assert uses_infarct(constant, "ctnet", "full_head")["uses_infarct"] == "false"
+    # Ranking like the oracle with a negligible change is not use either.
+    faint = _counterfactuals(0.01 * oracle, oracle)
+    assert uses_infarct(faint, "ctnet", "full_head")["uses_infarct"] == "false"
     # Per-scan enrichment that ranks like the logit drop (-delta) passes; one that does not, fails.
     enrichment = pd.DataFrame({"scan_id": tracking["scan_id"], "enrichment": -tracking["delta_logit"] * 3})
     assert enrichment_vs_counterfactual(enrichment, table, "ctnet", "full_head")["verdict"] == "pass"

@@ -6,8 +6,9 @@
 - :mod:`~htct.attribution.methods`: the four side by side, one sign convention (positive = raises HT risk);
 - :mod:`~htct.attribution.localisation`: brain share, lesion enrichment, pointing game, with chance levels;
 - :mod:`~htct.attribution.sanity`: cascading model-parameter randomisation;
-- :mod:`~htct.attribution.faithfulness`: deletion of the top region vs random regions;
-- :mod:`~htct.attribution.counterfactual`: does the model use the infarct (counterfactual deltas);
+- :mod:`~htct.attribution.faithfulness`: deletion of the top region vs random regions, and the
+  counterfactual test read from the counterfactual stage (does the model use the infarct; do the
+  maps track how much);
 - :mod:`~htct.attribution.stage`: the workflow stage (rules/attribution.smk).
 
 torch and captum are imported where used: the summary and figure steps run without them.

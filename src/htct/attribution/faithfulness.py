@@ -7,11 +7,25 @@ drop for compact random brain regions of the same volume (the brain voxels neare
 voxel). A map that shows what the model uses moves the logit more than a random region of the same
 size: a one-sided paired Wilcoxon signed-rank test over scans (Samek et al. 2017 delete the most
 relevant regions first; the random region of equal volume is the control).
+
+Counterfactual test (input: ``results/evaluation/counterfactuals.tsv`` of the counterfactual stage,
+one row per test scan, factor and model variant; the synthetic generator renders the same scan
+without the factor): ``delta_logit`` is the model's logit without the infarct minus with it,
+``oracle_delta_logit`` the same for the truth's image-only risk. Removing a large infarct lowers the
+oracle's risk; removing a small visible one raises it (to the risk of a scan where the infarct is
+not visible yet), so the sign of Delta varies between scans.
+
+- :func:`uses_infarct`: the variant's Delta ranks like the oracle's and is not negligible;
+  ``undecided`` without counterfactuals (a real cohort, or a run without the counterfactual stage).
+- :func:`enrichment_vs_counterfactual`: a map's positive part is the evidence that *raises* the
+  logit, so per scan the lesion enrichment should rank like the logit drop on removing the infarct
+  (-Delta): goal Spearman >= 0.6.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,6 +34,7 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from htct.attribution.perturbation import tissue_baseline
+from htct.errors import HTCTInputError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -111,4 +126,123 @@ def summarise_deletion(table: pd.DataFrame) -> dict[str, float | str | int]:
         "drop_random": float(table["drop_random"].median()) if len(table) else np.nan,
         "p_value": p,
         "verdict": "pass" if p < ALPHA else ("not_applicable" if np.isnan(p) else "fail"),
+    }
+
+
+COLUMNS = ("scan_id", "factor", "model", "input", "delta_logit", "oracle_delta_logit")
+MIN_SCANS = 5
+MIN_SPEARMAN = 0.5
+MIN_MEAN_ABS_DELTA = 0.3
+"""A variant uses the infarct when its logit change on removing it ranks like the oracle's (Spearman
+>= 0.5) and is not negligible (mean |Delta| >= 0.3 logit): the counterfactual stage's goal for a model
+that reads a factor (the same thresholds as its ``uses_factor``)."""
+GOAL_SPEARMAN = 0.6
+"""Issue 18's goal for per-scan lesion enrichment against the logit drop on removing the infarct."""
+
+
+def read_counterfactuals(path: str | Path | None) -> pd.DataFrame | None:
+    """The counterfactual table, or None when there is none (empty path).
+
+    Raises:
+        HTCTInputError: a column of :data:`COLUMNS` is missing.
+    """
+    if not path:
+        return None
+    table = pd.read_csv(path, sep="\t", dtype={"patient_id": str, "scan_id": str})
+    missing = [column for column in COLUMNS if column not in table.columns]
+    if missing:
+        raise HTCTInputError(
+            f"{path}: no column(s) {', '.join(missing)}; rerun the counterfactual rule that writes it "
+            "(docs/attribution.md lists the columns)"
+        )
+    return table
+
+
+def _rows(counterfactuals: pd.DataFrame, model: str, input_kind: str) -> pd.DataFrame:
+    keep = (
+        (counterfactuals["factor"] == "infarct")
+        & (counterfactuals["model"] == model)
+        & (counterfactuals["input"] == input_kind)
+    )
+    return counterfactuals[keep].dropna(subset=["delta_logit", "oracle_delta_logit"])
+
+
+def uses_infarct(counterfactuals: pd.DataFrame | None, model: str, input_kind: str) -> dict[str, object]:
+    """Whether a model variant uses the infarct, by the counterfactual test (:data:`MIN_SPEARMAN`,
+    :data:`MIN_MEAN_ABS_DELTA`).
+
+    Args:
+        counterfactuals: :func:`read_counterfactuals` table or None.
+        model: registry name (``ctnet``).
+        input_kind: ``full_head`` or ``skull_stripped``.
+
+    Returns:
+        ``model, input, uses_infarct`` (``true``/``false``/``undecided``), ``reason`` (the figures),
+        ``n_scans, mean_delta, mean_abs_delta, spearman``.
+    """
+    out: dict[str, object] = {"model": model, "input": input_kind}
+    rows = None if counterfactuals is None else _rows(counterfactuals, model, input_kind)
+    if rows is None or len(rows) < MIN_SCANS:
+        reason = (
+            "no counterfactuals (results/evaluation/counterfactuals.tsv not in this run)"
+            if rows is None
+            else f"{len(rows)} counterfactual scans (< {MIN_SCANS})"
+        )
+        return {
+            **out,
+            "uses_infarct": "undecided",
+            "reason": reason,
+            "n_scans": 0 if rows is None else len(rows),
+        }
+    delta, oracle = rows["delta_logit"].to_numpy(), rows["oracle_delta_logit"].to_numpy()
+    rho = (
+        float(stats.spearmanr(delta, oracle).statistic)
+        if np.ptp(delta) > 0 and np.ptp(oracle) > 0
+        else np.nan
+    )
+    mean_abs = float(np.abs(delta).mean())
+    uses = bool(rho >= MIN_SPEARMAN and mean_abs >= MIN_MEAN_ABS_DELTA)
+    reason = (
+        f"removing the infarct changes the logit by {delta.mean():+.2f} on average, mean |delta| "
+        f"{mean_abs:.2f} (needed: >= {MIN_MEAN_ABS_DELTA}); Spearman with the oracle's delta {rho:.2f} "
+        f"(needed: >= {MIN_SPEARMAN}); n = {len(delta)} scans"
+    )
+    return {
+        **out,
+        "uses_infarct": "true" if uses else "false",
+        "reason": reason,
+        "n_scans": len(delta),
+        "mean_delta": float(delta.mean()),
+        "mean_abs_delta": mean_abs,
+        "spearman": rho,
+    }
+
+
+def enrichment_vs_counterfactual(
+    per_scan: pd.DataFrame, counterfactuals: pd.DataFrame | None, model: str, input_kind: str
+) -> dict[str, object]:
+    """Spearman correlation of per-scan lesion enrichment with the logit drop on removing the infarct.
+
+    Args:
+        per_scan: ``scan_id, enrichment`` of one method.
+        counterfactuals: :func:`read_counterfactuals` table or None.
+        model, input_kind: the variant.
+
+    Returns:
+        ``n_scans, spearman, p_value, verdict`` (pass at rho >= 0.6 with one-sided p < 0.05;
+        ``not_applicable`` without counterfactuals or with fewer than 5 scans in common).
+    """
+    if counterfactuals is None:
+        return {"n_scans": 0, "spearman": np.nan, "p_value": np.nan, "verdict": "not_applicable"}
+    rows = _rows(counterfactuals, model, input_kind)[["scan_id", "delta_logit"]]
+    joined = per_scan[["scan_id", "enrichment"]].dropna().merge(rows, on="scan_id")
+    if len(joined) < MIN_SCANS or joined["enrichment"].nunique() < 2 or joined["delta_logit"].nunique() < 2:
+        return {"n_scans": len(joined), "spearman": np.nan, "p_value": np.nan, "verdict": "not_applicable"}
+    correlation = stats.spearmanr(joined["enrichment"], -joined["delta_logit"], alternative="greater")
+    rho, p = float(correlation.statistic), float(correlation.pvalue)
+    return {
+        "n_scans": len(joined),
+        "spearman": rho,
+        "p_value": p,
+        "verdict": "pass" if rho >= GOAL_SPEARMAN and p < ALPHA else "fail",
     }

@@ -30,8 +30,12 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from htct.attribution.counterfactual import enrichment_vs_counterfactual, uses_infarct
-from htct.attribution.faithfulness import deletion_test, summarise_deletion
+from htct.attribution.faithfulness import (
+    deletion_test,
+    enrichment_vs_counterfactual,
+    summarise_deletion,
+    uses_infarct,
+)
 from htct.attribution.localisation import localisation_scores, summarise_localisation
 from htct.attribution.methods import Method, attribution_maps, methods
 from htct.attribution.sanity import (
@@ -398,7 +402,7 @@ def summarise_variants(
     Args:
         variants: input kind (``full_head``/``skull_stripped``) -> ``{"scans": ..., "randomisation":
             ..., "random_brain_share": ...}`` as written by the variant rule.
-        counterfactuals: :func:`htct.attribution.counterfactual.read_counterfactuals` table or None.
+        counterfactuals: :func:`htct.attribution.faithfulness.read_counterfactuals` table or None.
         model_name: registry name of the model.
         n_bootstrap: patient-bootstrap resamples.
         seed: bootstrap seed.
