@@ -593,3 +593,25 @@ def test_stage_defaults_are_the_schema_defaults():
     assert {
         key: list(value) if isinstance(value, tuple) else value for key, value in settings.items()
     } == defaults
+
+
+def test_stage_without_lesion_masks_scores_what_it_can(toy_trained):
+    """A real cohort has no lesion masks: no lesion scores, but randomisation, brain share, deletion."""
+    model, volumes, brain, _ = toy_trained
+    scans = pd.DataFrame(
+        {"row": range(8), "scan_id": [f"S{k}" for k in range(8)], "patient_id": [f"P{k}" for k in range(8)],
+         "part": "test"}
+    )  # fmt: skip
+    settings = AttributionSettings(
+        methods=["pooled_cam"], n_perturbation_scans=4, n_sanity_scans=2, n_random_networks=3
+    )
+    result = attribute_variant(model, volumes, brain, None, scans, [0, 1], settings)
+    assert result.scans["perturbation_subset"].sum() == 4  # drawn from every scan
+    variant = {"scans": result.scans, "randomisation": result.randomisation,
+               "random_brain_share": result.random_brain_share}  # fmt: skip
+    tables = summarise_variants({"full_head": variant}, None, n_bootstrap=100)
+    verdicts = tables["localisation"].set_index("metric")["verdict"]
+    assert verdicts["lesion_enrichment"] == verdicts["pointing_hit"] == "not_applicable"
+    assert verdicts["brain_share"] in {"pass", "fail"}
+    assert tables["verdicts"].loc[0, "deletion"] in {"pass", "fail"}
+    assert tables["uses_infarct"].loc[0, "uses_infarct"] == "undecided"

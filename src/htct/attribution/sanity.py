@@ -166,6 +166,18 @@ def summarise_randomisation(table: pd.DataFrame) -> pd.DataFrame:
         constant are left out), ``endpoint`` (``top``, ``all`` or empty) and ``verdict`` (at the
         endpoints: pass when the mean <= 0.2; ``not_applicable`` when no trained map ranks anything).
     """
+    columns = [
+        "step",
+        "block",
+        "n_randomised",
+        "n_seeds",
+        "n_scans",
+        "spearman",
+        "spearman_min",
+        "spearman_max",
+    ]
+    if table.empty:
+        return pd.DataFrame(columns=[*columns, "endpoint", "verdict"])
     per_seed = table.groupby(["step", "block", "n_randomised", "seed"])["spearman"].mean().reset_index()
     summary = per_seed.groupby(["step", "block", "n_randomised"]).agg(
         n_seeds=("seed", "nunique"),

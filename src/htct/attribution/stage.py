@@ -249,12 +249,17 @@ def prepare_model(model):
     return model
 
 
-def perturbation_subset(scans: pd.DataFrame, lesion_masks: NDArray | None, n: int, seed: int) -> list[int]:
+def perturbation_subset(
+    scans: pd.DataFrame, lesion_masks: RowMap | NDArray | None, n: int, seed: int
+) -> list[int]:
     """Rows for the costly methods: `n` drawn (seeded) from the scans with a visible lesion.
 
+    The candidates are the scans with a visible lesion (``visible`` from the synthetic truth), else
+    those with a lesion in their mask, else (no lesion masks, or none with a lesion) every scan.
+
     Args:
-        scans: ``row`` and, from the synthetic truth, ``visible`` (optional).
-        lesion_masks: ``lesion_mask.npy`` or None (then all scans qualify).
+        scans: ``row`` and optionally ``visible``.
+        lesion_masks: the lesion masks (indexed by row) or None.
         n: how many rows.
         seed: seed of the draw.
 
@@ -263,10 +268,11 @@ def perturbation_subset(scans: pd.DataFrame, lesion_masks: NDArray | None, n: in
     """
     candidates = scans
     if lesion_masks is not None:
-        has_lesion = [bool(np.asarray(lesion_masks[row]).any()) for row in scans["row"]]
-        candidates = scans[has_lesion]
-        if "visible" in candidates.columns:
-            candidates = candidates[candidates["visible"].astype(str).str.lower() == "true"]
+        with_lesion = scans[[bool(np.asarray(lesion_masks[row]).any()) for row in scans["row"]]]
+        if "visible" in with_lesion.columns:
+            visible = with_lesion[with_lesion["visible"].astype(str).str.lower() == "true"]
+            with_lesion = visible if len(visible) else with_lesion
+        candidates = with_lesion if len(with_lesion) else scans
     rows = candidates["row"].to_numpy()
     if len(rows) > n:
         rows = np.random.default_rng(seed).choice(rows, size=n, replace=False)
