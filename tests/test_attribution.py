@@ -340,6 +340,19 @@ def test_summary_verdicts_follow_the_goals(box_volume):
     assert on_lesion.loc["lesion_enrichment", "lower"] > 1
     assert list(on_lesion["verdict"]) == ["pass", "pass", "pass"]  # brain share 1.0 > every random net
     assert on_lesion.loc["pointing_hit", "chance"] == pytest.approx(4 * 7 * 7 / 4000)
+    # Lesion metrics on the scans whose infarct is visible only (synthetic truth `visible`).
+    mixed = pd.concat(
+        [
+            _per_scan(focused, brain, lesion, n).assign(visible=True),
+            _per_scan(uniform, brain, lesion, n).assign(visible=False),
+        ]
+    )
+    visible_only = summarise_localisation(mixed, [0.5], n_bootstrap=100).set_index("metric")
+    assert (
+        visible_only.loc["lesion_enrichment", "n_scans"] == visible_only.loc["pointing_hit", "n_scans"] == n
+    )
+    assert visible_only.loc["lesion_enrichment", "estimate"] > 10
+    assert visible_only.loc["brain_share", "n_scans"] == 2 * n
     # Brain share judged against the random networks: a trained share below theirs fails.
     low_bar = summarise_localisation(_per_scan(uniform, brain, lesion, n), [1.0, 1.0, 1.0], n_bootstrap=300)
     assert low_bar.set_index("metric").loc["brain_share", "verdict"] == "fail"

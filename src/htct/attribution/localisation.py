@@ -199,7 +199,9 @@ def summarise_localisation(
     """Localisation metrics over scans with CIs, p-values and verdicts (one method, one model).
 
     Args:
-        per_scan: one row per scan with ``patient_id`` and the columns of :func:`localisation_scores`.
+        per_scan: one row per scan with ``patient_id`` and the columns of :func:`localisation_scores`;
+            with a ``visible`` column (synthetic truth) the lesion metrics use the scans whose infarct
+            is visible only.
         random_brain_shares: the mean brain share of the same method on each random-weight network
             (the brain share's chance level); None or empty: brain share without a verdict.
         brain_share_applicable: False for methods whose maps are zero outside the brain by
@@ -217,6 +219,8 @@ def summarise_localisation(
     """
     rows = []
     lesion = per_scan.dropna(subset=["lesion_share", "lesion_chance"])
+    if "visible" in lesion.columns:  # the infarct can be looked at only where it shows (fig. 3a)
+        lesion = lesion[lesion["visible"].astype(str).str.lower() == "true"]
     if len(lesion):
         weights = bootstrap_weights(lesion["patient_id"], n_bootstrap, seed)
         share, chance = lesion["lesion_share"].to_numpy(), lesion["lesion_chance"].to_numpy()
@@ -230,7 +234,7 @@ def summarise_localisation(
         rows.append(row)
     else:
         rows.append(_not_applicable("lesion_enrichment", 1.0))
-    pointing = per_scan.dropna(subset=["pointing_hit", "pointing_chance"])
+    pointing = lesion.dropna(subset=["pointing_hit", "pointing_chance"])
     if len(pointing):
         weights = bootstrap_weights(pointing["patient_id"], n_bootstrap, seed)
         hits, chance = pointing["pointing_hit"].to_numpy(), pointing["pointing_chance"].to_numpy()

@@ -383,9 +383,10 @@ def attribute_variant(
             ),
         ]
         log.info("%s: %s", name, ", ".join(f"{t[1]} {t[3]:.1f} s" for t in timing if t[0] == name))
-    scan_table = pd.concat(per_scan, ignore_index=True).merge(
-        scans[["row", "scan_id", "patient_id", "part"]], on="row", how="left"
-    )
+    identity = [
+        column for column in ("row", "scan_id", "patient_id", "part", "visible") if column in scans.columns
+    ]
+    scan_table = pd.concat(per_scan, ignore_index=True).merge(scans[identity], on="row", how="left")
     scan_table["perturbation_subset"] = scan_table["row"].isin(subset)
     return VariantResult(
         scans=scan_table,
