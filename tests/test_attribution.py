@@ -588,8 +588,25 @@ def test_stage_tables_follow_the_interface(toy_trained):
     assert list(tables["uses_infarct"].columns) == ["model", "input", "uses_infarct", "reason"]
     choice = figure_choice(tables["verdicts"], "skull_stripped")
     assert choice["input"] == "full_head"  # the variant that uses the infarct, though not the configured one
-    best = tables["verdicts"].query("input == 'full_head'")["n_pass"].max()
-    assert choice["n_pass"] == best
+    mine = tables["verdicts"].query("input == 'full_head'")
+    assert choice["n_tests"] - choice["n_pass"] == (mine["n_tests"] - mine["n_pass"]).min()
+
+
+def test_figure_choice_prefers_a_method_without_failures():
+    verdicts = pd.DataFrame(
+        {
+            "input": ["full_head"] * 3 + ["skull_stripped"],
+            "method": ["gradcam", "pooled_cam", "occlusion", "occlusion"],
+            "uses_infarct": ["undecided"] * 4,
+            "n_pass": [3, 5, 5, 7],
+            "n_tests": [6, 6, 5, 7],
+            "passes_all": [False, False, True, True],
+        }
+    )
+    choice = figure_choice(verdicts, "full_head")
+    assert (choice["input"], choice["method"]) == ("full_head", "occlusion")  # 5 of 5 over 5 of 6
+    uses = verdicts.assign(uses_infarct=["false", "false", "false", "true"])
+    assert figure_choice(uses, "full_head")["input"] == "skull_stripped"  # the variant that uses it
 
 
 def test_stage_defaults_are_the_schema_defaults():

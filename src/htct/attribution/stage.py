@@ -526,9 +526,10 @@ def figure_choice(verdicts: pd.DataFrame, configured_input: str) -> dict[str, ob
     """The variant and method figure 3 is drawn from, and why.
 
     A variant that uses the infarct (counterfactual test) comes first, the configured variant next;
-    within it the method that passes the most applicable tests (ties: table order, the paper's
-    Grad-CAM first). When no variant is known to use the infarct, the configured variant is drawn
-    with a note that its heatmap is not evidence of use.
+    within it the method with the fewest failed tests, then the most passed ones (a method that
+    passes every applicable test beats one that fails one, however many tests each had); ties go
+    to table order (the paper's Grad-CAM first). When no variant is known to use the infarct, the
+    configured variant is drawn with a note that its heatmap is not evidence of use.
 
     Returns:
         ``input, method, uses_infarct, n_pass, n_tests, passes_all``.
@@ -536,10 +537,10 @@ def figure_choice(verdicts: pd.DataFrame, configured_input: str) -> dict[str, ob
     ranked = verdicts.assign(
         _uses=(verdicts["uses_infarct"] == "true").astype(int),
         _configured=(verdicts["input"] == configured_input).astype(int),
+        _failed=verdicts["n_tests"] - verdicts["n_pass"],
         _order=np.arange(len(verdicts)),
     )
-    best = ranked.sort_values(
-        ["_uses", "_configured", "n_pass", "_order"], ascending=[False, False, False, True]
-    ).iloc[0]
-    return {key: best[key].item() if hasattr(best[key], "item") else best[key] for key in (
-        "input", "method", "uses_infarct", "n_pass", "n_tests", "passes_all")}  # fmt: skip
+    order = ["_uses", "_configured", "_failed", "n_pass", "_order"]
+    best = ranked.sort_values(order, ascending=[False, False, True, False, True]).iloc[0]
+    keys = ("input", "method", "uses_infarct", "n_pass", "n_tests", "passes_all")
+    return {key: best[key].item() if hasattr(best[key], "item") else best[key] for key in keys}
