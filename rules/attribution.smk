@@ -141,7 +141,7 @@ rule attribution_summary:
     log:
         "logs/attribution/summary.log",
     conda:
-        "../envs/plots.yaml"
+        "../envs/torch.yaml"
     params:
         input_kinds=INPUT_KINDS,
         configured_input=configured_input_kind(),
