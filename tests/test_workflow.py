@@ -100,9 +100,11 @@ def test_attribution_stage_follows_the_interface(tiny_run):
     assert set(localisation["method"]) == {"gradcam", "pooled_cam", "occlusion", "integrated_gradients"}
     assert set(localisation["verdict"]) <= {"pass", "fail", "not_applicable"}
     scans = pd.read_csv(tiny_run / "results/split/scans.tsv", sep="\t")
-    n_eval = scans["part"].isin(["val", "test"]).sum()
-    cam = localisation.query("method == 'gradcam' and metric == 'brain_share'")
-    assert (cam["n_scans"] <= n_eval).all() and (cam["n_scans"] > 0).all()
+    evaluation = sorted(scans.loc[scans["part"].isin(["val", "test"]), "scan_id"])
+    for kind in ("full_head", "skull_stripped"):  # the CAMs run on every validation and test scan
+        per_scan = pd.read_csv(tiny_run / f"results/attribution/{kind}/scans.tsv", sep="\t")
+        assert sorted(per_scan.loc[per_scan["method"] == "gradcam", "scan_id"]) == evaluation
+    assert (localisation["n_scans"] <= len(evaluation)).all()
     uses = pd.read_csv(tiny_run / "results/attribution/uses_infarct.tsv", sep="\t")
     assert list(uses.columns) == ["model", "input", "uses_infarct", "reason"]
     if not (tiny_run / "results/evaluation/counterfactuals.tsv").exists():

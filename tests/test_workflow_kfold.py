@@ -91,10 +91,10 @@ def test_attribution_uses_the_ensemble_and_a_single_comparison_model(kfold_run):
     assert list(attribution["Model"].unique()) == ["CTNet (full head input)", "CTNet (skull-stripped input)"]
     # A k-fold split has no validation part: the ensemble is explained on the test scans only (every
     # other scan trained some fold).
-    n_test = (read_tsv(kfold_run / "results/split/scans.tsv")["part"] == "test").sum()
-    localisation = pd.read_csv(kfold_run / "results/attribution/localisation.tsv", sep="\t")
-    brain_share = localisation.query("method == 'gradcam' and metric == 'brain_share'")
-    assert (brain_share["n_scans"] == n_test).all()
+    test_scans = read_tsv(kfold_run / "results/split/scans.tsv").query("part == 'test'")["scan_id"]
+    for kind in ("full_head", "skull_stripped"):
+        scans = read_tsv(kfold_run / f"results/attribution/{kind}/scans.tsv")
+        assert sorted(scans.loc[scans["method"] == "gradcam", "scan_id"]) == sorted(test_scans)
     # The skull-strip comparison stays one model: trained with fold 0's patients as validation.
     comparison = kfold_run / "results/skull_strip_comparison"
     assert (comparison / "models/ctnet/weights.pt").is_file()
