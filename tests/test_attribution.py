@@ -570,6 +570,8 @@ def test_stage_tables_follow_the_interface(toy_trained):
     result = attribute_variant(model, volumes, brain, blobs * brain, scans, [1, 3], settings)
     assert set(result.scans["method"]) == {"gradcam", "pooled_cam", "occlusion", "integrated_gradients"}
     assert result.scans["perturbation_subset"].sum() == 4 * 3
+    subset = result.scans.loc[result.scans["perturbation_subset"], "part"]
+    assert set(subset) == {"test"}  # test scans first: the counterfactual stage renders those
     assert result.case_maps["occlusion"].shape == (2, 12, 24, 24)
     variant = {"scans": result.scans, "randomisation": result.randomisation,
                "random_brain_share": result.random_brain_share}  # fmt: skip

@@ -12,7 +12,7 @@ Scan subsets (the stage must fit ~2 min on 2 CPU cores for ~150 validation and t
 - the CAMs (one forward pass per scan) run on every validation and test scan;
 - occlusion (one forward pass per brain patch, ~200 per scan) and Integrated Gradients (8 path
   points), and the deletion test of every method, on ``n_perturbation_scans`` scans drawn (seeded)
-  from those with a visible lesion (or, without lesion masks, from all);
+  from those with a visible lesion (or, without lesion masks, from all), test scans first;
 - the randomisation cascade on the first ``n_sanity_scans`` of those for the CAMs, and on the first
   ``n_sanity_scans_expensive`` for occlusion and Integrated Gradients, with the top block and all
   blocks randomised only (the two steps of the verdict).
@@ -256,9 +256,11 @@ def perturbation_subset(
 
     The candidates are the scans with a visible lesion (``visible`` from the synthetic truth), else
     those with a lesion in their mask, else (no lesion masks, or none with a lesion) every scan.
+    Test scans are drawn first (``part``): the counterfactual stage renders the test scans only, so
+    the enrichment-vs-counterfactual test of occlusion and Integrated Gradients gets all `n`.
 
     Args:
-        scans: ``row`` and optionally ``visible``.
+        scans: ``row`` and optionally ``part`` and ``visible``.
         lesion_masks: the lesion masks (indexed by row) or None.
         n: how many rows.
         seed: seed of the draw.
@@ -273,10 +275,16 @@ def perturbation_subset(
             visible = with_lesion[with_lesion["visible"].astype(str).str.lower() == "true"]
             with_lesion = visible if len(visible) else with_lesion
         candidates = with_lesion if len(with_lesion) else scans
-    rows = candidates["row"].to_numpy()
-    if len(rows) > n:
-        rows = np.random.default_rng(seed).choice(rows, size=n, replace=False)
-    return sorted(int(r) for r in rows)
+    rng = np.random.default_rng(seed)
+    is_test = (
+        candidates["part"].eq("test") if "part" in candidates.columns else pd.Series(False, candidates.index)
+    )
+    chosen: list[int] = []
+    for group in (candidates[is_test], candidates[~is_test]):
+        rows = group["row"].to_numpy()
+        take = min(len(rows), n - len(chosen))
+        chosen += [int(r) for r in rng.choice(rows, size=take, replace=False)] if take > 0 else []
+    return sorted(chosen)
 
 
 def _localisation_rows(
