@@ -27,6 +27,7 @@ from htct.attribution.sanity import (
 )
 from htct.attribution.stage import (
     LOCALISATION_COLUMNS,
+    TESTS,
     AttributionSettings,
     attribute_variant,
     figure_choice,
@@ -594,21 +595,44 @@ def test_stage_tables_follow_the_interface(toy_trained):
     assert choice["n_tests"] - choice["n_pass"] == (mine["n_tests"] - mine["n_pass"]).min()
 
 
+def _verdict_rows(rows: list[tuple[str, str, str, list[str]]]) -> pd.DataFrame:
+    """Verdict rows from (input, method, uses_infarct, failed tests); every other test passes,
+    brain share is not applicable to occlusion."""
+    records = []
+    for input_kind, method, uses, failed in rows:
+        verdict = {test: "fail" if test in failed else "pass" for test in TESTS}
+        if method == "occlusion":
+            verdict["brain_share"] = "not_applicable"
+        n_tests = sum(v != "not_applicable" for v in verdict.values())
+        n_pass = sum(v == "pass" for v in verdict.values())
+        records.append({"input": input_kind, "method": method, "uses_infarct": uses, **verdict,
+                        "n_pass": n_pass, "n_tests": n_tests, "passes_all": n_pass == n_tests})  # fmt: skip
+    return pd.DataFrame(records)
+
+
 def test_figure_choice_prefers_a_method_without_failures():
-    verdicts = pd.DataFrame(
-        {
-            "input": ["full_head"] * 3 + ["skull_stripped"],
-            "method": ["gradcam", "pooled_cam", "occlusion", "occlusion"],
-            "uses_infarct": ["undecided"] * 4,
-            "n_pass": [3, 5, 5, 7],
-            "n_tests": [6, 6, 5, 7],
-            "passes_all": [False, False, True, True],
-        }
+    verdicts = _verdict_rows(
+        [
+            ("full_head", "gradcam", "undecided", ["lesion_enrichment", "pointing_hit"]),
+            ("full_head", "pooled_cam", "undecided", ["pointing_hit"]),
+            ("full_head", "occlusion", "undecided", []),
+            ("skull_stripped", "occlusion", "undecided", []),
+        ]
     )
     choice = figure_choice(verdicts, "full_head")
-    assert (choice["input"], choice["method"]) == ("full_head", "occlusion")  # 5 of 5 over 5 of 6
+    assert (choice["input"], choice["method"]) == ("full_head", "occlusion")  # 6 of 6 over 6 of 7
+    assert choice["failed"] == ""
     uses = verdicts.assign(uses_infarct=["false", "false", "false", "true"])
     assert figure_choice(uses, "full_head")["input"] == "skull_stripped"  # the variant that uses it
+    # A failed localisation test weighs more than a failed counterfactual correlation (12 scans).
+    verdicts = _verdict_rows(
+        [
+            ("full_head", "gradcam", "true", ["lesion_enrichment"]),
+            ("full_head", "occlusion", "true", ["enrichment_vs_counterfactual"]),
+        ]
+    )
+    choice = figure_choice(verdicts, "full_head")
+    assert choice["method"] == "occlusion" and choice["failed"] == "enrichment_vs_counterfactual"
 
 
 def test_stage_defaults_are_the_schema_defaults():

@@ -175,7 +175,7 @@ def fig3_from_cases(
     Args:
         cases: the NPZ's arrays (``titles, volumes, lesion, map_<method>``).
         choice: :func:`htct.attribution.stage.figure_choice` (``input, method, uses_infarct, n_pass,
-            n_tests``).
+            n_tests, failed``).
         tables: the summary tables (``localisation`` for the chance levels in the caption).
         stem: output path without extension.
         synthetic: adds the synthetic-cohort note.
@@ -207,9 +207,14 @@ def fig3_from_cases(
         "false": "NOT evidence of use: by the counterfactual test this variant does not use the infarct.",
         "undecided": "Whether this variant uses the infarct is undecided (no counterfactual test in this run).",
     }[uses]
+    failed = str(choice.get("failed") or "")
+    score = f"passes {choice['n_pass']} of {choice['n_tests']} tests" + (
+        f"; fails {failed.replace('_', ' ')}" if failed else ""
+    )
     caption = (
-        f"{method.display} of CTNet ({input_label} input), the method passing the most tests "
-        f"({choice['n_pass']} of {choice['n_tests']}, table 'attribution'). {evidence} Colours: the map's "
+        f"{method.display} of CTNet ({input_label} input): of the methods compared, the one with the "
+        f"fewest failures in the randomisation, localisation and deletion tests ({score}; table "
+        f"'attribution'). {evidence} Colours: the map's "
         f"positive part, evidence that raises the predicted HT risk relative to {method.reference} "
         "(negative values are not drawn); each row is scaled from 0 to its slice's maximum (colour bar). "
         "Blue line: infarct outline (synthetic truth). Radiological orientation (R = patient's right)."
