@@ -156,7 +156,7 @@ def fig3_attention(
                 ScalarMappable(norm=Normalize(0, peak), cmap=HEATMAP_CMAP), cax=fig.add_subplot(grid[r, 2])
             )
             colorbar.ax.tick_params(labelsize=6)
-            colorbar.set_label(units, fontsize=6)
+            colorbar.set_label(textwrap.fill(units, 30), fontsize=6)  # two short lines stay beside their bar
         # A figure-level label takes part in the constrained layout, so the caption never overlaps a panel.
         fig.supxlabel(textwrap.fill(caption, 105), fontsize=6, ha="left", x=0.01)
         save_figure(fig, stem, title, synthetic)
