@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from htct.attribution import attention_mass, gradcam, localisation_scores, methods, pooled_cam
+from htct.attribution import attention_mass, gradcam, localisation_scores, methods, pooled_cam, sanity
 from htct.attribution.faithfulness import (
     deletion_test,
     enrichment_vs_counterfactual,
@@ -19,12 +19,6 @@ from htct.attribution.faithfulness import (
 from htct.attribution.localisation import near_lesion, poisson_binomial_tail, summarise_localisation
 from htct.attribution.methods import Method, attribution_maps
 from htct.attribution.perturbation import integrated_gradients, occlusion, tissue_baseline
-from htct.attribution.sanity import (
-    cascade_blocks,
-    cascading_randomisation,
-    randomised,
-    summarise_randomisation,
-)
 from htct.attribution.stage import (
     LOCALISATION_COLUMNS,
     TESTS,
@@ -431,9 +425,11 @@ HT_ROWS = [1, 3, 5, 7, 9]
 def test_randomisation_separates_a_trained_model_from_a_random_one(toy_trained, name):
     model, volumes, brain, blobs = toy_trained
     method = methods(ig_steps=8)[name]
-    assert cascade_blocks(model) == ["head", "stages.0.0", "stem"]
-    table, random_maps = cascading_randomisation(model, method, volumes, brain, HT_ROWS, seeds=(0, 1, 2))
-    summary = summarise_randomisation(table).set_index("endpoint")
+    assert sanity.cascade_blocks(model) == ["head", "stages.0.0", "stem"]
+    table, random_maps = sanity.cascading_randomisation(
+        model, method, volumes, brain, HT_ROWS, seeds=(0, 1, 2)
+    )
+    summary = sanity.summarise_randomisation(table).set_index("endpoint")
     assert summary.loc["all", "spearman"] <= 0.2 and summary.loc["all", "verdict"] == "pass"
     assert set(table["seed"]) == {0, 1, 2} and len(random_maps) == 3
     # The trained model's maps find the blob (a random network's may too: random ReLU networks
@@ -447,10 +443,10 @@ def test_randomisation_separates_a_trained_model_from_a_random_one(toy_trained, 
 
 def test_randomisation_fails_a_map_that_ignores_the_model(toy_trained):
     model, volumes, brain, _ = toy_trained
-    table, _ = cascading_randomisation(
+    table, _ = sanity.cascading_randomisation(
         model, _intensity_method(), volumes, brain, HT_ROWS[:3], seeds=(0, 1, 2)
     )
-    summary = summarise_randomisation(table)
+    summary = sanity.summarise_randomisation(table)
     assert np.allclose(summary["spearman"], 1.0)
     assert set(summary.loc[summary["endpoint"] != "", "verdict"]) == {"fail"}
 
@@ -458,15 +454,15 @@ def test_randomisation_fails_a_map_that_ignores_the_model(toy_trained):
 def test_randomised_copies_are_reproducible_and_leave_the_model_alone(toy_trained):
     model, volumes, _, _ = toy_trained
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    first, second = randomised(model, ["head"], 4), randomised(model, ["head"], 4)
+    first, second = sanity.randomised(model, ["head"], 4), sanity.randomised(model, ["head"], 4)
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value, before[key])  # the trained model is not touched
     torch.testing.assert_close(first.head.fc.weight, second.head.fc.weight)
     assert not torch.equal(first.head.fc.weight, model.head.fc.weight)
     torch.testing.assert_close(first.stem[0].weight, model.stem[0].weight)  # only the named blocks change
     # The cascade's last step is the same network as randomising every block at once.
-    every = randomised(model, cascade_blocks(model), 4)
-    stepwise = randomised(randomised(model, ["head"], 4), ["stages.0.0", "stem"], 4)
+    every = sanity.randomised(model, sanity.cascade_blocks(model), 4)
+    stepwise = sanity.randomised(sanity.randomised(model, ["head"], 4), ["stages.0.0", "stem"], 4)
     for a, b in zip(every.parameters(), stepwise.parameters(), strict=True):
         torch.testing.assert_close(a, b)
 
