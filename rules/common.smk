@@ -112,20 +112,33 @@ def all_outputs():
     )
     targets += report_pages()
     if "ctnet" in config["train"]["models"]:
-        targets += [
-            "results/figures/fig3_attention.pdf",
-            "results/evaluation/attention_mass.tsv",
-        ]
-        targets += expand("results/tables/attention.{ext}", ext=["csv", "md", "tex"])
+        targets += expand("results/figures/fig3_attention.{ext}", ext=["pdf", "png"])
+        targets += expand(
+            "results/attribution/{table}.tsv",
+            table=[
+                "localisation",
+                "uses_infarct",
+                "sanity",
+                "faithfulness",
+                "verdicts",
+            ],
+        )
+        targets += expand("results/tables/attribution.{ext}", ext=["csv", "md", "tex"])
     if SYNTHETIC:
         targets += ["results/evaluation/counterfactuals.tsv"]
         targets += expand(
             "results/tables/counterfactuals.{ext}", ext=["csv", "md", "tex"]
         )
     targets += expand(
-        "results/paper/{table}.{ext}", table=["comparison", "claims"], ext=["csv", "md"]
+        "results/paper/{table}.{ext}",
+        table=["comparison", "claims"],
+        ext=["csv", "md", "html"],
     )
-    targets += ["results/paper/audit.md", "results/paper/mrmc.tsv"]
+    targets += [
+        "results/paper/audit.md",
+        "results/paper/audit.html",
+        "results/paper/mrmc.tsv",
+    ]
     return targets
 
 
@@ -332,7 +345,9 @@ def training_threads():
     give about 1.3x the scans/s of one 2-thread training (benchmarks/bench_train.py --parallel),
     and the four trainings of the default run pack into two pairs.
     """
-    n_trainings = len(config["train"]["models"]) + ("ctnet" in config["train"]["models"])
+    n_trainings = len(config["train"]["models"]) + (
+        "ctnet" in config["train"]["models"]
+    )
     n_trainings *= max(1, k_folds())
     return max(1, workflow.cores // n_trainings)
 
@@ -421,8 +436,46 @@ def as_list(value):
     return [value] if isinstance(value, str) else list(value)
 
 
+INPUT_KINDS = ["full_head", "skull_stripped"]
+COUNTERFACTUALS = "results/evaluation/counterfactuals.tsv"
+
+
+def configured_input_kind():
+    """The configured CTNet's input kind; the skull-strip comparison CTNet has the other one."""
+    return input_kind(config["preprocess"]["skull_strip"])
+
+
+def attribution_variant_inputs(wildcards):
+    """Model folder (its threshold.json), weights and arrays of one CTNet variant of the attribution
+    stage: the configured CTNet (results/models/ctnet, a fold ensemble after a k-fold training)
+    or the skull-strip comparison CTNet, by input kind."""
+    if wildcards.input_kind == configured_input_kind():
+        return {
+            "model": "results/models/ctnet/threshold.json",
+            "weights": model_weights("ctnet"),
+            "volumes": "results/arrays/volumes.npy",
+            "brain_mask": "results/arrays/brain_mask.npy",
+            "index": "results/arrays/index.tsv",
+        }
+    return {
+        "model": "results/skull_strip_comparison/models/ctnet/threshold.json",
+        "weights": "results/skull_strip_comparison/models/ctnet/weights.pt",
+        "volumes": "results/skull_strip_comparison/arrays/volumes.npy",
+        "brain_mask": "results/skull_strip_comparison/arrays/brain_mask.npy",
+        "index": "results/skull_strip_comparison/arrays/index.tsv",
+    }
+
+
+def counterfactuals_input(wildcards):
+    """The counterfactual table (infarct removed from the synthetic scans), an optional input of the
+    attribution summary: used when a rule of the workflow writes it or it exists; otherwise the
+    counterfactual test is "undecided"."""
+    produced = any(COUNTERFACTUALS in map(str, rule.output) for rule in workflow.rules)
+    return COUNTERFACTUALS if produced or Path(COUNTERFACTUALS).is_file() else []
+
+
 def comparison_preprocess():
-    """Preprocessing of the attention comparison: as configured, with skull stripping toggled."""
+    """Preprocessing of the skull-strip comparison: as configured, with skull stripping toggled."""
     return {
         **config["preprocess"],
         "skull_strip": not config["preprocess"]["skull_strip"],

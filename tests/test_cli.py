@@ -157,7 +157,7 @@ def test_kfold_folder_predicts_with_the_fold_ensemble(model_dir, series, tmp_pat
 
 
 def test_fold_ensemble_is_the_mean_probability_and_mean_heatmap(model_dir, tmp_path):
-    from htct.figures.attention import gradcam
+    from htct.attribution import gradcam
 
     trained = load_trained_model(make_kfold_dir(model_dir, tmp_path / "ctnet", threshold=0.25))
     assert trained.n_models == 2 and trained.threshold == 0.25

@@ -1,5 +1,4 @@
-"""Tests of htct.figures: files and metadata of every figure, Grad-CAM localisation, attention mass,
-rule-graph parsing."""
+"""Tests of htct.figures: files and metadata of every figure, figure 3's layout, rule-graph parsing."""
 
 import re
 import subprocess
@@ -9,13 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.legend import Legend
 from matplotlib.patches import FancyBboxPatch
 from matplotlib.transforms import Bbox
 from PIL import Image
-from torch import nn
 
 from htct.evaluate import brier_score, calibration_slope_intercept, calibration_table, delong_ci
 from htct.figures import (
@@ -31,7 +28,7 @@ from htct.figures import (
     supp_fig4_roc,
     topological_levels,
 )
-from htct.figures.attention import attention_mass, attention_summary, fig3_attention, gradcam
+from htct.figures.attention import Fig3Case, fig3_attention
 from htct.figures.pipeline import layout_rulegraph
 from htct.figures.training import training_curve_figure
 
@@ -400,150 +397,34 @@ def test_fig1_labels_stay_inside_their_boxes_and_boxes_apart(tmp_path):
         fig1_pipeline(dot, tmp_path / "bad", synthetic=False, omit=["evaluate"])
 
 
-# ---------------------------------------------------------------- attention
+# ---------------------------------------------------------------- figure 3
 
 
-def test_attention_mass_exact_split():
-    shape = (8, 16, 16)
-    z, y, x = np.indices(shape)
-    brain = ((y >= 3) & (y < 13) & (x >= 3) & (x < 13)).astype(np.uint8)
-    skull_ring = ((y >= 1) & (y < 15) & (x >= 1) & (x < 15)) & (brain == 0)
-    lesion = np.zeros(shape, np.uint8)
-    lesion[2:4, 5:8, 5:8] = 1  # 18 voxels, inside the brain
-    heatmap = np.zeros(shape)
-    heatmap[lesion == 1] = 0.6 / lesion.sum()
-    heatmap[skull_ring] = 0.4 / skull_ring.sum()
-    mass = attention_mass(heatmap, brain, lesion)
-    assert mass["brain"] == pytest.approx(0.6, abs=1e-12)
-    assert mass["skull_or_outside"] == pytest.approx(0.4, abs=1e-12)
-    assert mass["lesion"] == pytest.approx(0.6, abs=1e-12)
-    assert mass["lesion_volume_share"] == pytest.approx(18 / (8 * 16 * 16))
-    # Scaling the map changes nothing; no lesion mask gives NaN; an empty map gives NaN.
-    assert attention_mass(7 * heatmap, brain, lesion)["brain"] == pytest.approx(0.6, abs=1e-12)
-    assert np.isnan(attention_mass(heatmap, brain, None)["lesion"])
-    assert np.isnan(attention_mass(np.zeros(shape), brain, lesion)["brain"])
-    with pytest.raises(ValueError, match="shape"):
-        attention_mass(heatmap, brain[:4], lesion)
-
-
-class RegionGate(nn.Module):
-    """Zeroes features outside a fixed region, so the model's output depends only on that region."""
-
-    def __init__(self, region: torch.Tensor):
-        super().__init__()
-        self.register_buffer("region", region)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.region
-
-
-class RegionModel3d(nn.Module):
-    """3D conv at stride 2 whose features are summed over one region only: logit [B, 1]."""
-
-    def __init__(self, region: torch.Tensor):
-        super().__init__()
-        torch.manual_seed(0)
-        conv = nn.Conv3d(1, 4, 3, stride=2, padding=1)
-        with torch.no_grad():
-            conv.weight.abs_()
-        self.cam_layer = nn.Sequential(conv, nn.ReLU(), RegionGate(region))
-        self.head = nn.Linear(4, 1)
-        with torch.no_grad():
-            self.head.weight.fill_(1.0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.cam_layer(x).sum(dim=(2, 3, 4)))
-
-
-class RegionModel2d(nn.Module):
-    """Slices as channels of a 2D conv (as CTNet's 2D variant), in-plane region only."""
-
-    def __init__(self, region: torch.Tensor, n_slices: int):
-        super().__init__()
-        torch.manual_seed(0)
-        conv = nn.Conv2d(n_slices, 4, 3, padding=1)
-        with torch.no_grad():
-            conv.weight.abs_()
-        self.cam_layer = nn.Sequential(conv, nn.ReLU(), RegionGate(region))
-        self.head = nn.Linear(4, 1)
-        with torch.no_grad():
-            self.head.weight.fill_(1.0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.cam_layer(x.flatten(1, 2)).sum(dim=(2, 3)))
-
-
-def test_gradcam_localises_the_region_a_3d_model_reads():
-    feature_region = torch.zeros(1, 1, 14, 16, 16)
-    feature_region[..., 2:6, 8:14, 1:5] = 1  # asymmetric, so a transposed or flipped map would miss it
-    model = RegionModel3d(feature_region)
-    volume = torch.rand(1, 28, 32, 32, generator=torch.Generator().manual_seed(1))
-    heatmap = gradcam(model, volume)
-    assert heatmap.shape == (28, 32, 32) and heatmap.dtype == np.float32
-    assert heatmap.min() >= 0 and heatmap.max() == pytest.approx(1.0)
-    input_region = np.zeros((28, 32, 32), bool)
-    input_region[4:12, 16:28, 2:10] = True  # the feature region at stride 2
-    assert heatmap[input_region].sum() / heatmap.sum() > 0.8
-    assert np.unravel_index(heatmap.argmax(), heatmap.shape) in {tuple(i) for i in np.argwhere(input_region)}
-    # A batch gives the same maps as one scan at a time (eval mode: scans do not interact).
-    batch = torch.stack([volume, torch.rand(1, 28, 32, 32)])
-    np.testing.assert_allclose(gradcam(model, batch)[0], heatmap, atol=1e-6)
-    # float16 arrays, as stored in volumes.npy, are accepted.
-    assert gradcam(model, volume.numpy().astype(np.float16)).shape == (28, 32, 32)
-
-
-def test_gradcam_2d_model_broadcasts_over_slices():
-    region = torch.zeros(1, 1, 32, 32)
-    region[..., 4:12, 20:30] = 1
-    model = RegionModel2d(region, n_slices=28)
-    heatmap = gradcam(model, torch.rand(1, 28, 32, 32))
-    assert heatmap.shape == (28, 32, 32)
-    np.testing.assert_array_equal(heatmap[0], heatmap[27])
-    assert heatmap[:, 4:12, 20:30].sum() / heatmap.sum() > 0.8
-
-
-def test_gradcam_on_registered_ctnet():
-    from htct.models import create_model
-
-    torch.manual_seed(0)
-    for conv in ("3d", "2d"):
-        model = create_model("ctnet", in_channels=1, n_slices=28, conv=conv)
-        heatmap = gradcam(model, torch.rand(2, 1, 28, 32, 32))
-        assert heatmap.shape == (2, 28, 32, 32)
-        assert heatmap.min() >= 0 and heatmap.max() <= 1
-
-
-def test_gradcam_needs_cam_layer():
-    with pytest.raises(TypeError, match="cam_layer"):
-        gradcam(nn.Linear(2, 1), torch.zeros(1, 1, 2, 2, 2))
-
-
-def test_attention_summary_and_fig3(tmp_path):
-    feature_region = torch.zeros(1, 1, 14, 16, 16)
-    feature_region[..., 2:6, 8:14, 1:5] = 1
-    model = RegionModel3d(feature_region)
+def test_fig3_two_cases_ct_beside_the_map_scaled_to_its_range(tmp_path):
     rng = np.random.default_rng(3)
-    volumes = rng.random((3, 1, 28, 32, 32)).astype(np.float16)
-    brain = np.zeros((3, 28, 32, 32), np.uint8)
-    brain[:, :, 8:30, 0:14] = 1  # holds the region the model reads
-    lesion = np.zeros_like(brain)
+    ct = rng.random((2, 28, 32, 32)).astype(np.float32)
+    lesion = np.zeros((2, 28, 32, 32), np.uint8)
     lesion[:, 6:10, 18:24, 4:8] = 1
     lesion[:, 7, 17:25, 3:9] = 1  # the largest lesion area: index 7, "slice 8" (1-based)
-    table = attention_summary(model, volumes, brain, lesion, rows=[0, 2], scan_ids=["S0", "S2"], batch_size=1)
-    assert list(table["scan_id"]) == ["S0", "S2", "mean"]
-    assert list(table["row"].iloc[:2]) == [0, 2] and table["row"].isna().iloc[2]
-    assert (table["brain"].iloc[:2] > 0.8).all()
-    np.testing.assert_allclose(table["brain"] + table["skull_or_outside"], 1.0)
-    assert table["lesion"].iloc[2] == pytest.approx(table["lesion"].iloc[:2].mean())
-    assert table["lesion_volume_share"].iloc[0] == pytest.approx(lesion[0].mean())
-
-    heatmaps = {row: gradcam(model, volumes[row]) for row in (0, 2)}
-    cases = [("Visible lesion", 0, None), ("Barely visible lesion", 2, 5)]
-    fig = fig3_attention(volumes, heatmaps, lesion, cases, tmp_path / "fig3", synthetic=True)
+    attribution = rng.normal(0, 1e-3, (2, 28, 32, 32))  # signed, small values (logit per voxel)
+    attribution[0][lesion[0] > 0] += 0.02
+    cases = [
+        Fig3Case("Visible infarct", ct[0], attribution[0], lesion[0]),
+        Fig3Case("Infarct not yet visible", ct[1], attribution[1], lesion[1], slice_index=6, note="spread"),
+    ]
+    fig = fig3_attention(cases, tmp_path / "fig3", True, "logit contribution per voxel", "Colours: evidence.")
     texts = figure_texts(fig)
-    assert "Visible lesion\nslice 8" in texts
-    assert "Barely visible lesion\nslice 6" in texts
-    assert SYNTHETIC_FIGURE_NOTE in texts
+    assert "Visible infarct, slice 8" in texts and "Infarct not yet visible, slice 7" in texts
+    assert {"a", "b", "Colours: evidence.", "spread", SYNTHETIC_FIGURE_NOTE} <= set(texts)
+    # Each row's colour scale runs from 0 to the map's maximum on its slice, not to a fixed 1.
+    overlays = [ax.images[1] for ax in fig.axes if len(ax.images) == 2]
+    assert len(overlays) == 2
+    for overlay, case, slice_index in zip(overlays, cases, (7, 6), strict=True):
+        low, high = overlay.get_clim()
+        assert low == 0 and high == pytest.approx(
+            np.maximum(case.attribution[slice_index], 0).max(), rel=1e-5
+        )
+    assert sum(len(ax.collections) > 0 for ax in fig.axes if ax.images) == 4  # the outline on CT and map
     check_outputs(tmp_path / "fig3", synthetic=True, title_start="Figure 3")
 
 

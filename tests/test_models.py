@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from htct.figures.attention import gradcam
+from htct.attribution import gradcam
 from htct.models import (
     CTNet,
     GlobalPool,

@@ -84,7 +84,7 @@ def test_cpu_profile_differs_from_gpu_profile_only_in_training():
 
 
 def test_profiles_name_rules_that_exist():
-    rule_text = "".join((REPO / "rules" / name).read_text() for name in ("train.smk", "attention.smk"))
+    rule_text = "".join((REPO / "rules" / name).read_text() for name in ("train.smk", "attribution.smk"))
     for rule in TRAINING_RULES:
         assert f"rule {rule}:" in rule_text, rule
 

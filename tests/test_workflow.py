@@ -125,8 +125,38 @@ def test_models_evaluation_and_figures(tiny_run):
     ):
         for ext in ("pdf", "png"):
             assert (tiny_run / f"results/figures/{figure}.{ext}").stat().st_size > 1000, figure
-    attention = pd.read_csv(tiny_run / "results/tables/attention.csv")
-    assert list(attention["Model"]) == ["CTNet (full head input)", "CTNet (skull-stripped input)"]
+
+
+def test_attribution_stage_follows_the_interface(tiny_run):
+    localisation = pd.read_csv(tiny_run / "results/attribution/localisation.tsv", sep="\t")
+    assert list(localisation.columns) == [
+        "model", "input", "method", "metric", "n_scans", "estimate", "lower", "upper", "chance", "p_value", "verdict",
+    ]  # fmt: skip
+    assert set(localisation["input"]) == {"full_head", "skull_stripped"}
+    assert set(localisation["method"]) == {"gradcam", "pooled_cam", "occlusion", "integrated_gradients"}
+    assert set(localisation["verdict"]) <= {"pass", "fail", "not_applicable"}
+    scans = pd.read_csv(tiny_run / "results/split/scans.tsv", sep="\t")
+    evaluation = sorted(scans.loc[scans["part"].isin(["val", "test"]), "scan_id"])
+    for kind in ("full_head", "skull_stripped"):  # the CAMs run on every validation and test scan
+        per_scan = pd.read_csv(tiny_run / f"results/attribution/{kind}/scans.tsv", sep="\t")
+        assert sorted(per_scan.loc[per_scan["method"] == "gradcam", "scan_id"]) == evaluation
+    assert (localisation["n_scans"] <= len(evaluation)).all()
+    uses = pd.read_csv(tiny_run / "results/attribution/uses_infarct.tsv", sep="\t")
+    assert list(uses.columns) == ["model", "input", "uses_infarct", "reason"]
+    # The synthetic run has the counterfactual test, so each variant's use of the infarct is decided.
+    assert (tiny_run / "results/evaluation/counterfactuals.tsv").exists()
+    assert set(uses["uses_infarct"].astype(str).str.lower()) <= {"true", "false"}
+    table = pd.read_csv(tiny_run / "results/tables/attribution.csv")
+    assert list(table["Model"].unique()) == ["CTNet (full head input)", "CTNet (skull-stripped input)"]
+    assert list(table["Method"].unique()) == [
+        "Grad-CAM (paper)",
+        "Pooled CAM (exact)",
+        "Occlusion",
+        "Integrated Gradients",
+    ]
+    for kind in ("full_head", "skull_stripped"):
+        timing = pd.read_csv(tiny_run / f"results/attribution/{kind}/timing.tsv", sep="\t")
+        assert set(timing["method"]) == set(localisation["method"])
 
 
 def test_paper_comparison_claims_and_audit(tiny_run):

@@ -1,7 +1,7 @@
 """End to end in k-fold mode: the tiny synthetic config with split.k_folds 2 through the whole DAG.
 
 Every model is trained once per fold (rule train_fold) and its folds merged (rule merge_folds); the
-attention rule and `htct predict` use the fold ensemble of results/models/ctnet. About 2.5 minutes
+attribution rule and `htct predict` use the fold ensemble of results/models/ctnet. About 2.5 minutes
 on 2 cores.
 """
 
@@ -82,15 +82,19 @@ def test_merged_predictions_are_out_of_fold_and_fold_means(kfold_run):
     np.testing.assert_allclose(test.loc[fold_test.index], fold_test.mean(axis=1), atol=1e-5)
 
 
-def test_attention_uses_the_ensemble_and_a_single_comparison_model(kfold_run):
+def test_attribution_uses_the_ensemble_and_a_single_comparison_model(kfold_run):
     for ext in ("pdf", "png"):
         assert (kfold_run / f"results/figures/fig3_attention.{ext}").stat().st_size > 1000
     for ext in ("csv", "md", "tex"):
-        assert (kfold_run / f"results/tables/attention.{ext}").is_file()
-    attention = pd.read_csv(kfold_run / "results/tables/attention.csv", comment="#")
-    assert list(attention["Model"]) == ["CTNet (full head input)", "CTNet (skull-stripped input)"]
-    n_test = (read_tsv(kfold_run / "results/split/scans.tsv")["part"] == "test").sum()
-    assert (attention["Test scans"] == n_test).all()
+        assert (kfold_run / f"results/tables/attribution.{ext}").is_file()
+    attribution = pd.read_csv(kfold_run / "results/tables/attribution.csv", comment="#")
+    assert list(attribution["Model"].unique()) == ["CTNet (full head input)", "CTNet (skull-stripped input)"]
+    # A k-fold split has no validation part: the ensemble is explained on the test scans only (every
+    # other scan trained some fold).
+    test_scans = read_tsv(kfold_run / "results/split/scans.tsv").query("part == 'test'")["scan_id"]
+    for kind in ("full_head", "skull_stripped"):
+        scans = read_tsv(kfold_run / f"results/attribution/{kind}/scans.tsv")
+        assert sorted(scans.loc[scans["method"] == "gradcam", "scan_id"]) == sorted(test_scans)
     # The skull-strip comparison stays one model: trained with fold 0's patients as validation.
     comparison = kfold_run / "results/skull_strip_comparison"
     assert (comparison / "models/ctnet/weights.pt").is_file()

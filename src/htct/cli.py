@@ -220,8 +220,8 @@ def predict_scan(
     import nibabel as nib
     import torch
 
+    from htct.attribution import gradcam
     from htct.dicom.volume import write_nifti
-    from htct.figures.attention import gradcam
     from htct.preprocess import preprocess_volume, uncrop_to_scan
     from htct.train.predict import TrainedModel, load_trained_model
 

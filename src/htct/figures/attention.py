@@ -1,191 +1,56 @@
-"""Figure 3 and the attention analysis: Grad-CAM heatmaps (captum) and where their mass falls.
+"""Figure 3: the paper's two cases, CT beside the attribution map, with the infarct outline.
 
-Grad-CAM (Selvaraju et al., ICCV 2017) is computed with :class:`captum.attr.LayerGradCam` on the
-model's ``cam_layer``, upsampled to the input grid and normalised. pytorch-grad-cam (``grad-cam``
-on PyPI) cannot be used: it requires torchvision, which has no CPU build on our machines; captum
-depends on torch only and handles 3D layers.
-
-The attention analysis asks whether the network looks at the brain or at the skull and scalp
-(the paper's motivation for skull stripping) and whether it looks at the lesion: the share of the
-heatmap's total mass inside the intracranial mask, outside it, and inside the lesion mask.
+(a) a visible infarct, (b) an infarct not yet visible on the scan (the cases of
+:func:`htct.figures.cases.choose_cases`). Left: the CT slice (brain window) with the infarct outline;
+right: the same slice with the positive part of the attribution map overlaid (``inferno``), scaled
+per row from 0 to the map's maximum on the slice shown, so that its range is visible, with that
+row's colour bar in the method's units. The maps come from :mod:`htct.attribution`; which method and
+variant are drawn is decided by its tests (:func:`htct.attribution.stage.figure_choice`) and stated on
+the figure.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
-from htct.figures.style import DOUBLE_COLUMN_IN, OKABE_ITO, figure_style, new_figure, save_figure
-
-if TYPE_CHECKING:  # torch is imported where used, so the plotting environment needs it only for Grad-CAM
-    import torch
-    from torch import nn
+from htct.figures.style import OKABE_ITO, figure_style, new_figure, save_figure
 
 HEATMAP_CMAP = "inferno"  # perceptually uniform; reads on grey CT
-HEATMAP_ALPHA = 0.65
-"""Opacity of the strongest attention; weaker attention fades out (see :func:`fig3_attention`)."""
+HEATMAP_ALPHA = 0.75
+"""Opacity of the strongest evidence; weaker evidence fades out, so the CT stays readable."""
 LESION_OUTLINE = OKABE_ITO["sky_blue"]
+INPUT_LABELS = {"full_head": "full head", "skull_stripped": "skull-stripped"}
 
 
-def gradcam(model: nn.Module, volume: torch.Tensor | NDArray, target: int | None = 0) -> NDArray[np.float32]:
-    """Grad-CAM heatmap of the HT logit, upsampled to the input grid, ReLU'd and scaled to [0, 1].
+@dataclass
+class Fig3Case:
+    """One row of figure 3.
 
-    For a 3D-conv model the ``cam_layer`` output ``[B, K, d, h, w]`` is upsampled trilinearly to
-    ``[28, S, S]``. For a 2D-conv model (slices as input channels) the CAM is in-plane only,
-    ``[B, K, h, w]``: it is upsampled bilinearly to ``[S, S]`` and the same map is broadcast over
-    the 28 slices (it cannot say which slice mattered). Each scan's map is divided by its maximum;
-    a map with no positive evidence stays all zeros. For an ensemble of fold models (a model with
-    ``members``, :class:`htct.train.predict.FoldEnsemble`) the heatmap is the mean of the members'
-    heatmaps, divided again by its maximum.
-
-    Args:
-        model: model with a ``cam_layer`` attribute (or ``members`` that have one), mapping
-            ``[B, C, 28, S, S]`` to logits ``[B, 1]``; it is switched to eval mode (dropout/batch-norm
-            must not change the map).
-        volume: one scan ``[C, 28, S, S]`` or a batch ``[B, C, 28, S, S]`` (tensor or array, e.g.
-            float16 rows of ``volumes.npy``).
-        target: output column to explain (0 for the single HT logit; None for 1-D outputs).
-
-    Returns:
-        float32 heatmap ``[28, S, S]`` (or ``[B, 28, S, S]`` for a batch) in [0, 1].
-
-    Example:
-        >>> import torch
-        >>> from htct.models import create_model
-        >>> model = create_model("ctnet")
-        >>> gradcam(model, torch.rand(1, 28, 32, 32)).shape
-        (28, 32, 32)
+    Attributes:
+        title: e.g. "Visible infarct".
+        ct: ``[D, H, W]`` CT in the brain window ([0, 1], channel 0 of the arrays).
+        attribution: ``[D, H, W]`` signed map (positive = raises the HT logit).
+        lesion: ``[D, H, W]`` infarct mask or None.
+        slice_index: slice shown; None = the largest infarct area (or the map's peak without one).
+        note: one line under the title (e.g. the case's lesion share of the evidence).
     """
-    import torch
-    from captum.attr import LayerAttribution, LayerGradCam
 
-    members = getattr(model, "members", None)
-    if members is not None and getattr(model, "cam_layer", None) is None:
-        mean = np.mean([gradcam(member, volume, target) for member in members], axis=0)
-        axes = tuple(range(mean.ndim - 3, mean.ndim))  # per scan
-        peak = np.maximum(mean.max(axis=axes, keepdims=True), np.finfo(np.float32).tiny)
-        return np.clip(mean / peak, 0, 1).astype(np.float32)
-    layer = getattr(model, "cam_layer", None)
-    if layer is None:
-        raise TypeError(f"{type(model).__name__} has no cam_layer to compute Grad-CAM on")
-    x = torch.as_tensor(np.asarray(volume, dtype=np.float32)) if isinstance(volume, np.ndarray) else volume
-    single = x.dim() == 4
-    if single:
-        x = x.unsqueeze(0)
-    if x.dim() != 5:
-        raise ValueError(f"volume must be [C, D, H, W] or [B, C, D, H, W], got shape {tuple(x.shape)}")
-    parameter = next(model.parameters(), None)
-    x = x.float().to(parameter.device if parameter is not None else "cpu")
-    model.eval()
-    depth, height, width = x.shape[-3:]
-    with torch.enable_grad():
-        # Per-scan gradients from one backward pass: in eval mode the scans do not interact.
-        cam = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=False).detach().float()
-    if cam.dim() == 5:
-        cam = LayerAttribution.interpolate(cam, (depth, height, width), interpolate_mode="trilinear")[:, 0]
-    elif cam.dim() == 4:
-        cam = LayerAttribution.interpolate(cam, (height, width), interpolate_mode="bilinear")[:, 0]
-        cam = cam.unsqueeze(1).expand(-1, depth, height, width)
-    else:
-        raise ValueError(f"cam_layer output must be 4-D (2D conv) or 5-D (3D conv), got {cam.dim()}-D")
-    # ReLU after upsampling: only regions that raise the HT logit count as attention.
-    cam = torch.relu(cam)
-    peak = cam.flatten(1).amax(dim=1).clamp_min(torch.finfo(torch.float32).tiny).view(-1, 1, 1, 1)
-    heatmap = (cam / peak).clamp(0, 1).cpu().numpy().astype(np.float32)
-    return heatmap[0] if single else heatmap
-
-
-def attention_mass(
-    heatmap: ArrayLike, brain_mask: ArrayLike, lesion_mask: ArrayLike | None = None
-) -> dict[str, float]:
-    """Share of a heatmap's total mass inside the brain, outside it, and inside the lesion.
-
-    Args:
-        heatmap: non-negative ``[28, S, S]`` map (e.g. from :func:`gradcam`).
-        brain_mask: intracranial mask, same shape (``brain_mask.npy`` row).
-        lesion_mask: lesion mask, same shape (synthetic cohort only); None gives ``lesion`` NaN.
-
-    Returns:
-        ``brain``, ``skull_or_outside`` (= 1 - brain: skull, scalp, air), ``lesion`` (fractions of
-        the total mass; NaN when the map is all zeros) and ``lesion_volume_share`` (lesion voxels /
-        all voxels: the lesion share a uniform map would get, the chance level).
-    """
-    heat = np.asarray(heatmap, dtype=np.float64)
-    brain = np.asarray(brain_mask) > 0
-    if heat.shape != brain.shape:
-        raise ValueError(f"heatmap {heat.shape} and brain_mask {brain.shape} differ in shape")
-    if np.any(heat < 0):
-        raise ValueError("heatmap must be non-negative")
-    total = heat.sum()
-    lesion = None if lesion_mask is None else np.asarray(lesion_mask) > 0
-    if lesion is not None and lesion.shape != heat.shape:
-        raise ValueError(f"heatmap {heat.shape} and lesion_mask {lesion.shape} differ in shape")
-    if total <= 0:
-        brain_share = lesion_share = np.nan
-    else:
-        brain_share = heat[brain].sum() / total
-        lesion_share = np.nan if lesion is None else heat[lesion].sum() / total
-    return {
-        "brain": float(brain_share),
-        "skull_or_outside": float(1.0 - brain_share),
-        "lesion": float(lesion_share),
-        "lesion_volume_share": float(np.nan if lesion is None else lesion.mean()),
-    }
-
-
-def attention_summary(
-    model: nn.Module,
-    volumes: NDArray,
-    brain_masks: NDArray,
-    lesion_masks: NDArray | None,
-    rows: Sequence[int],
-    scan_ids: Sequence[str] | None = None,
-    batch_size: int = 4,
-) -> pd.DataFrame:
-    """Attention mass per scan (brain / skull or outside / lesion) and the mean over scans.
-
-    Works with any model and arrays, so "with vs without skull stripping" is two calls (two models
-    trained on two array sets) whose tables are compared.
-
-    Args:
-        model: model with a ``cam_layer``.
-        volumes: ``volumes.npy`` ``[N, C, 28, S, S]`` (a memory map is fine: only ``rows`` are read).
-        brain_masks: ``brain_mask.npy`` ``[N, 28, S, S]``.
-        lesion_masks: ``lesion_mask.npy`` ``[N, 28, S, S]`` or None (real cohort).
-        rows: array rows to analyse (e.g. the test scans' ``row`` in ``index.tsv``).
-        scan_ids: scan ID per entry of ``rows`` (for the table); default none.
-        batch_size: scans per Grad-CAM pass.
-
-    Returns:
-        DataFrame ``row, scan_id, brain, skull_or_outside, lesion, lesion_volume_share``, one line
-        per scan then a ``scan_id == "mean"`` line (``row`` missing) with the column means.
-    """
-    rows = [int(r) for r in rows]
-    if scan_ids is not None and len(scan_ids) != len(rows):
-        raise ValueError(f"scan_ids has {len(scan_ids)} entries but rows has {len(rows)}")
-    records = []
-    for start in range(0, len(rows), batch_size):
-        batch_rows = rows[start : start + batch_size]
-        heatmaps = gradcam(model, np.asarray(volumes[batch_rows], dtype=np.float32))
-        for k, row in enumerate(batch_rows):
-            lesion = None if lesion_masks is None else lesion_masks[row]
-            records.append({"row": row, **attention_mass(heatmaps[k], brain_masks[row], lesion)})
-    table = pd.DataFrame(
-        records, columns=["row", "brain", "skull_or_outside", "lesion", "lesion_volume_share"]
-    )
-    table.insert(1, "scan_id", list(scan_ids) if scan_ids is not None else pd.NA)
-    table["row"] = table["row"].astype("Int64")
-    mean = table[["brain", "skull_or_outside", "lesion", "lesion_volume_share"]].mean()
-    mean_row = pd.DataFrame([{"row": pd.NA, "scan_id": "mean", **mean.to_dict()}]).astype({"row": "Int64"})
-    return pd.concat([table, mean_row], ignore_index=True)
+    title: str
+    ct: NDArray
+    attribution: NDArray
+    lesion: NDArray | None = None
+    slice_index: int | None = None
+    note: str = ""
 
 
 def display_slice(image: NDArray) -> NDArray:
@@ -200,33 +65,31 @@ def largest_lesion_slice(lesion_mask: NDArray) -> int:
     return int(np.argmax(area)) if area.any() else lesion_mask.shape[0] // 2
 
 
+def _slice_of(case: Fig3Case) -> int:
+    if case.slice_index is not None:
+        return case.slice_index
+    if case.lesion is not None and np.asarray(case.lesion).any():
+        return largest_lesion_slice(np.asarray(case.lesion))
+    evidence = np.maximum(np.asarray(case.attribution), 0)
+    return int(np.argmax(evidence.reshape(evidence.shape[0], -1).max(axis=1)))
+
+
 def fig3_attention(
-    volumes: NDArray,
-    heatmaps: Mapping[int, NDArray] | NDArray,
-    lesion_masks: NDArray | None,
-    cases: Sequence[tuple[str, int, int | None]],
+    cases: Sequence[Fig3Case],
     stem: str | Path,
     synthetic: bool,
-    channel: int = 0,
-    title: str = "Figure 3. Grad-CAM attention of CTNet on test scans",
+    units: str,
+    caption: str,
+    title: str = "Figure 3. Attribution of CTNet on test scans",
 ) -> Figure:
-    """CT slices with the Grad-CAM overlay and the lesion outline, one column per case.
-
-    Top row: the CT slice (brain window, channel `channel`) with the lesion outline; bottom row: the
-    same slice with the heatmap overlaid (``inferno``) and the outline. The overlay's opacity grows
-    with the heatmap (0 where it is 0, 0.65 from half its maximum up), so the CT stays readable
-    where the network does not look. Slices are shown in radiological convention
-    (:func:`display_slice`).
+    """Draw figure 3: one row per case, CT with the infarct outline | the map over the CT.
 
     Args:
-        volumes: ``volumes.npy`` ``[N, C, 28, S, S]``.
-        heatmaps: row -> heatmap ``[28, S, S]`` (a dict of the cases' rows, or an array indexed by row).
-        lesion_masks: ``lesion_mask.npy`` or None (no outline).
-        cases: ``(title, row, slice)`` per column, e.g. ``("Visible lesion", 12, None)``; slice None
-            picks the slice with the largest lesion area (or, with no lesion, the heatmap's peak).
+        cases: the rows (a, b, ...).
         stem: output path without extension.
         synthetic: adds the synthetic-cohort note.
-        channel: input channel shown (0: brain window 40/80).
+        units: colour-bar label (what a voxel's value is).
+        caption: text under the panels (what the colours mean, which method and why).
         title: metadata title.
 
     Returns:
@@ -235,64 +98,126 @@ def fig3_attention(
     if not cases:
         raise ValueError("cases is empty")
     with figure_style():
-        fig = new_figure(min(DOUBLE_COLUMN_IN, 0.4 + 1.75 * len(cases)), 4.0)
-        axes = fig.subplots(2, len(cases), squeeze=False)
-        for k, (case_title, row, slice_index) in enumerate(cases):
-            heatmap = np.asarray(heatmaps[row], dtype=np.float32)
-            lesion = None if lesion_masks is None else np.asarray(lesion_masks[row])
-            if slice_index is None:
-                if lesion is not None and lesion.any():
-                    slice_index = largest_lesion_slice(lesion)
-                else:
-                    slice_index = int(np.argmax(heatmap.reshape(heatmap.shape[0], -1).max(axis=1)))
-            ct = display_slice(np.asarray(volumes[row, channel, slice_index], dtype=np.float32))
-            for r, ax in enumerate(axes[:, k]):
+        fig = new_figure(4.6, 0.6 + 2.15 * len(cases))
+        grid = fig.add_gridspec(len(cases), 3, width_ratios=[1, 1, 0.06])
+        for r, case in enumerate(cases):
+            slice_index = _slice_of(case)
+            ct = display_slice(np.asarray(case.ct[slice_index], dtype=np.float32))
+            heat = display_slice(np.maximum(np.asarray(case.attribution[slice_index], dtype=np.float32), 0))
+            peak = float(heat.max()) if heat.max() > 0 else 1.0
+            lesion = None if case.lesion is None else np.asarray(case.lesion[slice_index])
+            for c in range(2):
+                ax = fig.add_subplot(grid[r, c])
                 ax.imshow(ct, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-                if r == 1:
-                    heat = display_slice(np.clip(heatmap[slice_index], 0, 1))
+                if c == 1:
+                    scaled = heat / peak
                     ax.imshow(
                         heat,
                         cmap=HEATMAP_CMAP,
                         vmin=0,
-                        vmax=1,
-                        alpha=HEATMAP_ALPHA * np.clip(2 * heat, 0, 1),
+                        vmax=peak,
+                        alpha=HEATMAP_ALPHA * np.clip(2 * scaled, 0, 1),
                         interpolation="nearest",
                     )
-                if lesion is not None and lesion[slice_index].any():
+                if lesion is not None and lesion.any():
                     ax.contour(
-                        display_slice(lesion[slice_index].astype(float)),
+                        display_slice(lesion.astype(float)),
                         levels=[0.5],
                         colors=LESION_OUTLINE,
-                        linewidths=0.8,
+                        linewidths=0.9,
                     )
                 ax.set_xticks([])
                 ax.set_yticks([])
                 ax.spines[:].set_visible(False)
-            axes[0, k].set_title(f"{case_title}\nslice {slice_index + 1}", fontsize=7)
-            axes[0, k].text(
-                0.03,
-                0.97,
-                "R",
-                transform=axes[0, k].transAxes,
-                color="white",
-                fontsize=7,
-                ha="left",
-                va="top",
+                if c == 0:
+                    ax.set_title(f"{case.title}, slice {slice_index + 1}", fontsize=7, loc="left")
+                    ax.text(
+                        -0.08,
+                        1.02,
+                        "abcdefgh"[r],
+                        transform=ax.transAxes,
+                        fontsize=9,
+                        fontweight="bold",
+                        va="bottom",
+                    )
+                    ax.text(
+                        0.03,
+                        0.97,
+                        "R",
+                        transform=ax.transAxes,
+                        color="white",
+                        fontsize=7,
+                        ha="left",
+                        va="top",
+                    )
+                else:
+                    ax.set_title(case.note, fontsize=6, loc="left")
+            colorbar = fig.colorbar(
+                ScalarMappable(norm=Normalize(0, peak), cmap=HEATMAP_CMAP), cax=fig.add_subplot(grid[r, 2])
             )
-        axes[0, 0].set_ylabel("CT (brain window)")
-        axes[1, 0].set_ylabel("Grad-CAM")
-        # The colour bar shows the colormap at full opacity, not the faded overlay.
-        scale = ScalarMappable(norm=Normalize(0, 1), cmap=HEATMAP_CMAP)
-        colorbar = fig.colorbar(scale, ax=axes[1, :].tolist(), shrink=0.8, pad=0.02)
-        colorbar.set_label("Grad-CAM (scaled)")
-        if lesion_masks is not None:
-            from matplotlib.lines import Line2D
-
-            fig.legend(
-                handles=[Line2D([], [], color=LESION_OUTLINE, linewidth=1.0, label="Lesion outline")],
-                loc="outside lower center",
-                ncol=1,
-                frameon=False,
-            )
+            colorbar.ax.tick_params(labelsize=6)
+            colorbar.set_label(textwrap.fill(units, 30), fontsize=6)  # two short lines stay beside their bar
+        # A figure-level label takes part in the constrained layout, so the caption never overlaps a panel.
+        fig.supxlabel(textwrap.fill(caption, 105), fontsize=6, ha="left", x=0.01)
         save_figure(fig, stem, title, synthetic)
     return fig
+
+
+def fig3_from_cases(
+    cases: Mapping[str, NDArray],
+    choice: Mapping[str, object],
+    tables: Mapping[str, pd.DataFrame],
+    stem: str | Path,
+    synthetic: bool,
+) -> Figure:
+    """Figure 3 from a variant's stored cases (``cases.npz`` of the attribution rule) and the verdicts.
+
+    Args:
+        cases: the NPZ's arrays (``titles, volumes, lesion, map_<method>``).
+        choice: :func:`htct.attribution.stage.figure_choice` (``input, method, uses_infarct, n_pass,
+            n_tests, failed``).
+        tables: the summary tables (``localisation`` for the chance levels in the caption).
+        stem: output path without extension.
+        synthetic: adds the synthetic-cohort note.
+
+    Returns:
+        The figure (already written).
+    """
+    from htct.attribution.localisation import localisation_scores
+    from htct.attribution.methods import methods
+
+    method = methods()[str(choice["method"])]
+    maps = cases[f"map_{method.name}"]
+    lesions = cases.get("lesion")
+    rows = []
+    for k, title in enumerate(cases["titles"]):
+        lesion = None if lesions is None else lesions[k]
+        scores = localisation_scores(maps[k], cases["brain"][k], lesion)
+        note = (
+            f"infarct: {100 * scores['lesion_share']:.0f}% of the in-brain evidence\n"
+            f"(chance: its {100 * scores['lesion_chance']:.1f}% share of the brain)"
+            if np.isfinite(scores["lesion_share"])
+            else ""
+        )
+        rows.append(Fig3Case(str(title), cases["volumes"][k, 0], maps[k], lesion, None, note))
+    input_label = INPUT_LABELS.get(str(choice["input"]), str(choice["input"]))
+    uses = str(choice["uses_infarct"])
+    evidence = {
+        "true": "This variant uses the infarct by the counterfactual test.",
+        "false": "NOT evidence of use: by the counterfactual test this variant does not use the infarct.",
+        "undecided": "Whether this variant uses the infarct is undecided (no counterfactual test in this run).",
+    }[uses]
+    failed = str(choice.get("failed") or "")
+    score = f"passes {choice['n_pass']} of {choice['n_tests']} tests" + (
+        f"; fails {failed.replace('_', ' ')}" if failed else ""
+    )
+    caption = (
+        f"{method.display} of CTNet ({input_label} input): of the methods compared, the one with the "
+        f"fewest failures in the randomisation, localisation and deletion tests ({score}; table "
+        f"'attribution'). {evidence} Colours: the map's "
+        f"positive part, evidence that raises the predicted HT risk relative to {method.reference} "
+        "(negative values are not drawn); each row is scaled from 0 to its slice's maximum (colour bar). "
+        "Blue line: infarct outline (synthetic truth). Radiological orientation (R = patient's right)."
+    )
+    title = f"Figure 3. {method.display} of CTNet ({input_label} input) on test scans"
+    return fig3_attention(rows, stem, synthetic, method.units, caption, title)

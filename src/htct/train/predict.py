@@ -35,7 +35,7 @@ class FoldEnsemble(nn.Module):
     Its logit is the logit of the mean probability over the folds, logit(mean_k sigmoid(logit_k)),
     so that sigmoid(output) is the mean of the folds' p_ht (as in `merge_fold_predictions`).
     Computed as logsumexp_k(log sigmoid(l_k)) - logsumexp_k(log sigmoid(-l_k)), which stays finite
-    when a fold is certain. :func:`htct.figures.attention.gradcam` averages the members' heatmaps.
+    when a fold is certain. :func:`htct.attribution.gradcam` averages the members' heatmaps.
     """
 
     def __init__(self, members: list[nn.Module]):
