@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from htct.train.toy import write_toy_arrays
 from torch import nn
 
 from htct.attribution import attention_mass, gradcam, localisation_scores, methods, pooled_cam, sanity
@@ -31,6 +30,7 @@ from htct.attribution.stage import (
 from htct.errors import HTCTInputError
 from htct.models import create_model
 from htct.models.ctnet import HTPredictor
+from htct.testing import write_toy_arrays
 
 # ---------------------------------------------------------------- Grad-CAM (the paper's method)
 
