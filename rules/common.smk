@@ -349,7 +349,9 @@ def training_threads():
         "ctnet" in config["train"]["models"]
     )
     n_trainings *= max(1, k_folds())
-    return max(1, workflow.cores // n_trainings)
+    # No --cores (a --rulegraph or --report call) runs no job: any count serves.
+    cores = workflow.resource_settings.cores or 1
+    return max(1, int(cores) // n_trainings)
 
 
 def comparison_fold():
