@@ -21,31 +21,9 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = (
-    "Snakefile",
-    "config.yaml",
-    "config",
-    "rules",
-    "scripts",
-    "schemas",
-    "envs",
-    "report",
-    "src",
-    "resources/paper",
-)
+sys.path.insert(0, str(REPO / "src"))
 
-
-def copy_workflow(dest: Path) -> None:
-    """The workflow as a fresh clone has it (no results, no generated cohort)."""
-    for name in WORKFLOW_FILES:
-        source, target = REPO / name, dest / name
-        if not source.exists():
-            continue
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
+from htct.testing.workflow import copy_workflow  # noqa: E402
 
 
 def benchmark_table(workdir: Path) -> pd.DataFrame:

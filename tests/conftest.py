@@ -1,26 +1,15 @@
 """Shared fixtures: paths to the repository, the shared reference data, and a tiny workflow run."""
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from htct.testing.workflow import copy_workflow  # noqa: F401  (tests import it from here)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-WORKFLOW_FILES = (
-    "Snakefile",
-    "config.yaml",
-    "rules",
-    "scripts",
-    "schemas",
-    "envs",
-    "report",
-    "src",
-    "resources/paper",
-    "tests/config",
-)
 
 
 @pytest.fixture(scope="session")
@@ -28,23 +17,6 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"reference data not found at {SHARED_DATA} (the project's ../shared/data)")
     return SHARED_DATA
-
-
-def copy_workflow(dest: Path, source_root: Path = REPO) -> Path:
-    """Copy the workflow (not results/ or the generated resources/synthetic/) into `dest`, as a user's
-    fresh clone would have it.
-
-    `source_root` is the repository by default; pass an earlier run's folder to rerun its exact code.
-    """
-    for name in WORKFLOW_FILES:
-        source = source_root / name
-        target = dest / name
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    return dest
 
 
 def run_snakemake(

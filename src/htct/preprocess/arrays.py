@@ -22,6 +22,7 @@ import pandas as pd
 
 import htct
 from htct.errors import HTCTInputError
+from htct.outputs import RuleOutputs
 from htct.preprocess import brain, volume
 from htct.preprocess.geometry import AIR_HU, CropInfo, apply_crop
 from htct.preprocess.volume import preprocess_volume
@@ -43,7 +44,7 @@ INDEX_COLUMNS = (
 
 
 @dataclass(frozen=True)
-class ArrayOutputs:
+class ArrayOutputs(RuleOutputs):
     """The files of one set of model-ready arrays (rule preprocess's outputs).
 
     Attributes:
@@ -68,22 +69,6 @@ class ArrayOutputs:
             out_dir / "index.tsv",
             out_dir / "preprocess.json",
         )
-
-    @classmethod
-    def of(cls, outputs: str | Path | ArrayOutputs) -> ArrayOutputs:
-        """``outputs`` itself, or the conventional names in the folder it names."""
-        return outputs if isinstance(outputs, ArrayOutputs) else cls.in_folder(outputs)
-
-    @classmethod
-    def from_rule(cls, output: object) -> ArrayOutputs:
-        """The paths a rule declares (volumes, brain_mask, index, parameters), read by attribute."""
-        return cls(
-            *(Path(getattr(output, name)) for name in ("volumes", "brain_mask", "index", "parameters"))
-        )
-
-    def make_folders(self) -> None:
-        for path in (self.volumes, self.brain_mask, self.index, self.parameters):
-            path.parent.mkdir(parents=True, exist_ok=True)
 
 
 @contextmanager

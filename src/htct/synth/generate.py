@@ -28,6 +28,7 @@ import pandas as pd
 
 from htct import SYNTHETIC_NOTICE, __version__
 from htct.errors import HTCTInputError
+from htct.outputs import RuleOutputs
 from htct.synth import phi as phi_lists
 from htct.synth.cohort import SyntheticCohort, birth_date, sample_cohort
 from htct.synth.geometry import SeriesGeometry
@@ -379,7 +380,7 @@ def write_dicom(
 
 
 @dataclass(frozen=True)
-class CohortOutputs:
+class CohortOutputs(RuleOutputs):
     """The files of a synthetic cohort (rule synth_cohort's outputs).
 
     Attributes:
@@ -406,18 +407,6 @@ class CohortOutputs:
             outdir / "readers.csv",
             outdir / "truth",
             outdir / "README.txt",
-        )
-
-    @classmethod
-    def of(cls, outputs: str | Path | CohortOutputs) -> CohortOutputs:
-        """``outputs`` itself, or the conventional layout in the folder it names."""
-        return outputs if isinstance(outputs, CohortOutputs) else cls.in_folder(outputs)
-
-    @classmethod
-    def from_rule(cls, output: object) -> CohortOutputs:
-        """The paths a rule declares (dicom, clinical, readers, truth, readme), read by attribute."""
-        return cls(
-            *(Path(getattr(output, name)) for name in ("dicom", "clinical", "readers", "truth", "readme"))
         )
 
 

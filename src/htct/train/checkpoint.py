@@ -58,46 +58,42 @@ def set_rng_states(states: dict, data_order: torch.Generator, augmentation: torc
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def save_checkpoint(
-    path: Path,
-    fingerprint: str,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    generators: tuple[torch.Generator, torch.Generator],
-    state: TrainingState,
-) -> None:
+@dataclass
+class Resumable:
+    """What a checkpoint restores besides the progress: the model, its optimiser and schedule, and
+    the run's own random generators (data order, augmentation)."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    generators: tuple[torch.Generator, torch.Generator]
+
+
+def save_checkpoint(path: Path, fingerprint: str, parts: Resumable, state: TrainingState) -> None:
     """Save everything needed to continue after the current epoch."""
     atomic_torch_save(
         {
             "version": CHECKPOINT_VERSION,
             "fingerprint": fingerprint,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": rng_states(*generators),
+            "model": parts.model.state_dict(),
+            "optimizer": parts.optimizer.state_dict(),
+            "scheduler": parts.scheduler.state_dict(),
+            "rng": rng_states(*parts.generators),
             "state": dict(vars(state)),  # shallow: the tensors are saved, not deep-copied first
         },
         path,
     )
 
 
-def load_checkpoint(
-    path: Path,
-    fingerprint: str,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    generators: tuple[torch.Generator, torch.Generator],
-) -> TrainingState | None:
+def load_checkpoint(path: Path, fingerprint: str, parts: Resumable) -> TrainingState | None:
     """Restore a checkpoint made with the same fingerprint (model, config, data sizes); None otherwise."""
     if not path.exists():
         return None
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     if checkpoint.get("version") != CHECKPOINT_VERSION or checkpoint.get("fingerprint") != fingerprint:
         return None
-    model.load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    scheduler.load_state_dict(checkpoint["scheduler"])
-    set_rng_states(checkpoint["rng"], *generators)
+    parts.model.load_state_dict(checkpoint["model"])
+    parts.optimizer.load_state_dict(checkpoint["optimizer"])
+    parts.scheduler.load_state_dict(checkpoint["scheduler"])
+    set_rng_states(checkpoint["rng"], *parts.generators)
     return TrainingState(**checkpoint["state"])

@@ -188,11 +188,8 @@ class Trainer:
 
     def load_checkpoint(self) -> None:
         """Resume from the checkpoint when it was made with this model, config and data."""
-        generators = (self.data_order, self.augmentation)
         path = self.outputs.checkpoint
-        state = ckpt.load_checkpoint(
-            path, self.fingerprint, self.model, self.optimizer, self.scheduler, generators
-        )
+        state = ckpt.load_checkpoint(path, self.fingerprint, self._resumable())
         if state is not None:
             self.state, self.resumed_from = state, state.epoch
             logger.info("%s: resuming from %s after epoch %d", self.model_name, path, state.epoch)
@@ -203,17 +200,13 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         """Save the run after the current epoch, and its epochs.tsv."""
-        generators = (self.data_order, self.augmentation)
-        ckpt.save_checkpoint(
-            self.outputs.checkpoint,
-            self.fingerprint,
-            self.model,
-            self.optimizer,
-            self.scheduler,
-            generators,
-            self.state,
-        )
+        ckpt.save_checkpoint(self.outputs.checkpoint, self.fingerprint, self._resumable(), self.state)
         self._write_epochs()
+
+    def _resumable(self) -> ckpt.Resumable:
+        return ckpt.Resumable(
+            self.model, self.optimizer, self.scheduler, (self.data_order, self.augmentation)
+        )
 
     # -- one epoch ----------------------------------------------------------------------------------
 
