@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from htct.evaluate import delong_ci, delong_test  # noqa: E402
+from htct.evaluate.metrics import auc as auc_score  # noqa: E402
 
 MODELS = ("ctnet", "wozniak2023", "soundari2022")
 
@@ -65,13 +66,18 @@ def main() -> None:
     rows = []
     test = None
     scores = {}
+    val_auc = {}
     for model in MODELS:
         predictions = pd.read_csv(
             args.workdir / f"results/predictions/{model}.tsv", sep="\t", dtype={"scan_id": str}
         )
-        predictions = predictions[predictions["split"] == "test"].merge(
-            truth[["scan_id", "p_image_scan"]], on="scan_id"
+        predictions = predictions.merge(truth[["scan_id", "p_image_scan"]], on="scan_id")
+        val = predictions[predictions["split"] == "val"]
+        val_auc[model] = auc_score(val["y_true"], val["p_ht"]) if len(val) else float("nan")
+        val_auc["oracle (p_image_scan)"] = (
+            auc_score(val["y_true"], val["p_image_scan"]) if len(val) else float("nan")
         )
+        predictions = predictions[predictions["split"] == "test"]
         test = predictions if test is None else test
         assert list(predictions["scan_id"]) == list(test["scan_id"]), "models disagree on the test scans"
         y, oracle = predictions["y_true"].to_numpy(), predictions["p_image_scan"].to_numpy()
@@ -91,6 +97,7 @@ def main() -> None:
     )
     oracle_auc = table["test AUC"].iloc[-1]
     table["AUC - oracle"] = table["test AUC"] - oracle_auc
+    table["val AUC"] = table["model"].map(val_auc)
     print(
         f"SYNTHETIC COHORT benchmark: {len(test)} test scans ({int(y.sum())} HT), workflow {elapsed / 60:.1f} min"
     )

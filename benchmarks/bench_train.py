@@ -34,6 +34,7 @@ def bench(
     batch_size: int,
     device: torch.device,
     workers: int,
+    cpu_bf16: bool = False,
     **kw,
 ) -> dict:
     on_gpu = device.type == "cuda"
@@ -67,7 +68,8 @@ def bench(
         volumes, y = volumes.to(device, non_blocking=True), y.to(device, non_blocking=True)
         sync()
         loaded = time.perf_counter()
-        train_step(model, optimizer, criterion, volumes, y, generator, input_memory_format, on_gpu)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16):
+            train_step(model, optimizer, criterion, volumes, y, generator, input_memory_format, on_gpu)
         sync()
         end = time.perf_counter()
         if step:
@@ -89,11 +91,12 @@ def run_in_parallel(args: argparse.Namespace) -> None:
     command = [sys.executable, __file__, "--steps", str(args.steps), "--batch-size", str(args.batch_size)]
     command += ["--threads", str(args.threads), "--size", str(args.size), "--patients", str(args.patients)]
     command += ["--models", *args.models] if args.models else []
+    command += ["--cpu-bf16"] if args.cpu_bf16 else []
     runs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(args.parallel)]
     outputs = [run.communicate()[0] for run in runs]
     totals: dict[str, float] = {}
     for output in outputs:
-        for name, rate in re.findall(r"^(\S+)\s+([\d.]+)\s", output, flags=re.M):
+        for name, rate in re.findall(r"^(\S+)\s+([\d.]+)\s+[\d.]+ %$", output, flags=re.M):
             if name != "model":
                 totals[name] = totals.get(name, 0.0) + float(rate)
     print(
@@ -119,6 +122,11 @@ def main() -> None:
         help="run this many copies at once (as Snakemake runs trainings side by side) and sum their scans/s",
     )
     parser.add_argument("--models", nargs="*", default=None, help="only these (e.g. ctnet wozniak2023)")
+    parser.add_argument(
+        "--cpu-bf16",
+        action="store_true",
+        help="CPU forward pass under bf16 autocast (not what training does: measures whether it would pay)",
+    )
     args = parser.parse_args()
     if args.parallel > 1:
         run_in_parallel(args)
@@ -131,7 +139,10 @@ def main() -> None:
         where = (
             torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} threads"
         )
-        print(f"{where}, batch {args.batch_size}, input 1x28x{args.size}x{args.size}")
+        print(
+            f"{where}{', bf16 autocast' if args.cpu_bf16 else ''}, batch {args.batch_size}, "
+            f"input 1x28x{args.size}x{args.size}"
+        )
         print("model               scans/s  data wait (share of step)")
         for name, kw in [
             ("ctnet", {"conv": "3d"}),
@@ -142,7 +153,15 @@ def main() -> None:
             if args.models and name not in args.models:
                 continue
             r = bench(
-                name, str(paths["volumes"]), labels, args.steps, args.batch_size, device, args.workers, **kw
+                name,
+                str(paths["volumes"]),
+                labels,
+                args.steps,
+                args.batch_size,
+                device,
+                args.workers,
+                cpu_bf16=args.cpu_bf16,
+                **kw,
             )
             print(f"{r['model']:<18} {r['scans_per_s']:8.1f}  {100 * r['data_share']:5.1f} %")
 

@@ -469,11 +469,10 @@ def attribution_variant_inputs(wildcards):
 
 
 def counterfactuals_input(wildcards):
-    """The counterfactual table (infarct removed from the synthetic scans), an optional input of the
-    attribution summary: used when a rule of the workflow writes it or it exists; otherwise the
-    counterfactual test is "undecided"."""
-    produced = any(COUNTERFACTUALS in map(str, rule.output) for rule in workflow.rules)
-    return COUNTERFACTUALS if produced or Path(COUNTERFACTUALS).is_file() else []
+    """The counterfactual table (infarct removed from the synthetic scans), an input of the
+    attribution summary on the synthetic cohort only: an own cohort has no known image factors to
+    remove, and its counterfactual test is "undecided"."""
+    return COUNTERFACTUALS if SYNTHETIC else []
 
 
 def comparison_preprocess():

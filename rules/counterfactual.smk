@@ -1,6 +1,7 @@
 # Counterfactual test (synthetic cohort only): every test scan re-rendered without one image factor
 # (infarct, hyperdense artery, leukoaraiosis; same head, pose and noise), converted and cut with the
 # original scan's crop, and every model's logit change set beside the image-only oracle's.
+# The re-rendered DICOM and its clinical sheet are temporary: only the arrays and tables stay.
 
 
 rule counterfactual_dicom:
@@ -9,7 +10,9 @@ rule counterfactual_dicom:
         split="results/split/split.tsv",
     output:
         dicom=temp(directory("results/counterfactuals/{factor}/dicom")),
-        clinical="results/counterfactuals/{factor}/clinical.csv",
+        # links DICOM PatientIDs (PHI) to pseudonyms, as resources/synthetic/clinical.csv: removed
+        # with the DICOM once converted, so that no identifier is left under results/
+        clinical=temp("results/counterfactuals/{factor}/clinical.csv"),
         oracle="results/counterfactuals/{factor}/oracle.tsv",
     log:
         "logs/counterfactuals/{factor}_dicom.log",

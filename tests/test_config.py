@@ -168,7 +168,7 @@ def assert_one_error_line(result: subprocess.CompletedProcess, expected: str, wo
     errors = [line for line in (result.stdout + result.stderr).splitlines() if "HTCT-ERROR" in line]
     assert errors == [expected]
     assert "Traceback" not in result.stdout + result.stderr and 'File "' not in result.stderr
-    assert not (workflow / "resources").exists() and not (workflow / "results").exists()
+    assert not (workflow / "resources" / "synthetic").exists() and not (workflow / "results").exists()
 
 
 def test_typo_in_train_is_refused_before_any_job(workflow, tmp_path):
@@ -224,7 +224,7 @@ def test_own_cohort_config_without_readers_plans_no_synthetic_job(workflow, tmp_
     assert result.returncode == 0, result.stderr
     jobs = job_counts(result)
     assert "synth_cohort" not in jobs and "lesion_masks" not in jobs
-    assert {"convert_dicom", "evaluate", "figures", "attention", "numbers"} <= set(jobs)
+    assert {"convert_dicom", "evaluate", "figures", "attribution", "numbers"} <= set(jobs)
     assert "resources/synthetic" not in result.stdout
     evaluate = result.stdout[result.stdout.index("rule evaluate:") :].split("\n\n")[0]
     assert "readers" not in evaluate.split("output:")[0]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.ndimage import binary_dilation
 
-from htct.attribution.counterfactual import delta_table, summarise, uses_factor
+from htct.attribution.counterfactual import delta_table, summarise, summary_table, uses_factor
 from htct.dicom import convert_tree
 from htct.errors import HTCTInputError
 from htct.preprocess import build_arrays, build_arrays_like
@@ -224,3 +224,6 @@ def test_delta_table_and_summary() -> None:
     assert uses_factor(summary)
     flat = summarise(table.assign(delta_logit=[0.01, 0.02, 0.0]), n_bootstrap=50).iloc[0]
     assert not uses_factor(flat)  # a model that barely moves does not "use" the factor
+    shown = summary_table(summarise(table, n_bootstrap=50))
+    assert shown.index.tolist() == [("infarct", "CTNet (full head input)")]
+    assert shown.loc[("infarct", "CTNet (full head input)"), "Uses the factor"] == "yes"

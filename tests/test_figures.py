@@ -31,6 +31,7 @@ from htct.figures import (
 from htct.figures.attention import Fig3Case, fig3_attention
 from htct.figures.pipeline import layout_rulegraph
 from htct.figures.training import training_curve_figure
+from htct.names import display_name
 
 # ---------------------------------------------------------------- helpers
 
@@ -150,7 +151,7 @@ def test_calibration_figure_reports_brier(tmp_path, cohort):
     y, _, scores, _ = cohort
     fig = calibration_figure(y, scores, tmp_path / "calibration", synthetic=True)
     legend = " ".join(figure_texts(fig))
-    for name, label in (("ctnet", "CTNet"), ("soundari2022", "Soundari 2022")):
+    for name, label in (("ctnet", "CTNet"), ("soundari2022", display_name("soundari2022"))):
         assert f"{label}: Brier {brier_score(y, scores[name]):.3f}" in legend
     assert "slope" in legend and "intercept" in legend
     assert len(fig.axes) == 2  # reliability diagram + histogram
@@ -234,11 +235,14 @@ def test_calibration_shows_no_slope_for_near_constant_predictions(tmp_path, coho
     texts = " ".join(figure_texts(fig))
     assert "CTNet: Brier" in texts and "slope n/a (near-constant predictions), intercept" in texts
     fit = calibration_slope_intercept(y, scores["ctnet"])
-    assert f"Wozniak 2023: Brier {brier_score(y, scores['ctnet']):.3f}\nslope {fit.slope:.2f}," in texts
+    assert (
+        f"{display_name('wozniak2023')}: Brier {brier_score(y, scores['ctnet']):.3f}\nslope {fit.slope:.2f},"
+        in texts
+    )
     # 60 scans: 6 quantile bins of 10 scans, each with its Wilson interval.
     assert "6 quantile bins of 10 scans" in texts
     table = calibration_table(y, scores["ctnet"], n_bins=6, strategy="quantile")
-    errorbars = [c for c in fig.axes[0].containers if c.get_label().startswith("Wozniak 2023")]
+    errorbars = [c for c in fig.axes[0].containers if c.get_label().startswith(display_name("wozniak2023"))]
     np.testing.assert_allclose(np.asarray(errorbars[0].lines[0].get_ydata(), dtype=float), table["observed"])
     # Underneath, every scan's prediction, one row per model.
     rows = [collection.get_offsets() for collection in fig.axes[1].collections]
@@ -283,7 +287,13 @@ def test_decision_curve_figure_strategies(tmp_path, cohort):
     y, _, scores, _ = cohort
     fig = decision_curve_figure(y, scores, tmp_path / "dca", synthetic=True)
     labels = [line.get_label() for line in fig.axes[0].lines]
-    assert labels == ["CTNet", "Wozniak 2023", "Soundari 2022", "Treat all", "Treat none"]
+    assert labels == [
+        "CTNet",
+        display_name("wozniak2023"),
+        display_name("soundari2022"),
+        "Treat all",
+        "Treat none",
+    ]
     treat_all = fig.axes[0].lines[3]
     assert treat_all.get_ydata()[0] == pytest.approx(0.5 - 0.5 * 0.01 / 0.99)  # prevalence 0.5, pt 0.01
     assert fig.axes[0].get_ylim()[1] > y.mean()
@@ -434,7 +444,9 @@ def test_tiny_test_sets_do_not_break_the_figures(tmp_path):
     scores = {"ctnet": np.array([0.9, 0.8, 0.1]), "wozniak2023": np.array([0.2, 0.6, 0.4])}
     band = roc_band(y, scores["ctnet"], ["a", "b", "c"], n_bootstrap=50)
     fig = supp_fig4_roc(y, scores, {"R1": np.array([1, 0, 0])}, tmp_path / "roc", synthetic=True, band=band)
-    assert {"CTNet: AUC 1.00 (CI n/a)", "Wozniak 2023: AUC 0.50 (CI n/a)"} <= set(figure_texts(fig))
+    assert {"CTNet: AUC 1.00 (CI n/a)", f"{display_name('wozniak2023')}: AUC 0.50 (CI n/a)"} <= set(
+        figure_texts(fig)
+    )
     fig = calibration_figure(y, scores, tmp_path / "calibration", synthetic=True)
     assert any(
         t.startswith("CTNet: Brier 0.020\nslope n/a, intercept n/a\n") for t in figure_texts(fig)

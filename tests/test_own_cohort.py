@@ -64,9 +64,9 @@ def test_the_dag_ran_to_the_end_without_any_synthetic_job(own_run):
     rules = executed_rules(workdir)
     assert "synth_cohort" not in rules and "lesion_masks" not in rules
     assert {"convert_dicom", "preprocess", "split", "table1", "train", "evaluate", "figures"} <= rules
-    assert {"attention", "numbers", "fig1_pipeline", "all"} <= rules
+    assert {"attribution", "numbers", "fig1_pipeline", "all"} <= rules
     assert "synth_cohort" not in result.stdout + result.stderr
-    assert not (workdir / "resources").exists()  # nothing under resources/synthetic, not even the folder
+    assert not (workdir / "resources" / "synthetic").exists()  # nothing synthetic, not even the folder
     assert not (workdir / "logs" / "synth_cohort.log").exists()
     config = yaml.safe_load((workdir / "my_cohort.yaml").read_text())
     assert set(config["data"]) == {"synthetic", "dicom_dir", "clinical"}  # no readers, masks or truth
@@ -124,11 +124,13 @@ def test_qc_patients_table(own_run):
 
 def test_tables_and_figures_have_no_reader_rows_and_no_synthetic_label(own_run):
     workdir, _, _ = own_run
-    table2 = pd.read_csv(workdir / "results/tables/table2.csv", comment="#")
-    assert list(table2["Rater"]) == ["CTNet"]
+    table2 = pd.read_csv(workdir / "results/tables/table2.csv")
+    assert list(table2["Rater"].unique()) == ["CTNet"]
+    assert not table2["synthetic"].any()
     assert "no reader study" in (workdir / "results/tables/table2.md").read_text()
-    table3 = pd.read_csv(workdir / "results/tables/table3.csv", comment="#")
-    assert list(table3["Rater"]) == ["CTNet", "Woźniak et al. (2023)", "Soundari et al. (2022)"]
+    table3 = pd.read_csv(workdir / "results/tables/table3.csv")
+    assert list(table3["Rater"].unique()) == ["CTNet", "Woźniak et al. (2023)", "Soundari et al. (2022)"]
+    assert list(table3["Metric"].unique()) == ["Accuracy", "Sensitivity", "Specificity", "F1 (macro)"]
     for path in sorted((workdir / "results/tables").glob("*.md")):
         assert "SYNTHETIC" not in path.read_text(), path.name
     numbers = json.loads((workdir / "results/numbers.json").read_text())

@@ -22,7 +22,7 @@ from sklearn.metrics import roc_auc_score
 
 from htct.errors import HTCTInputError
 from htct.synth import generate_cohort, risk, sample_cohort
-from htct.synth.generate import head_anatomy, render_axial_series
+from htct.synth.generate import head_anatomy, plan_patients, render_axial_series
 from htct.synth.geometry import SeriesGeometry
 from htct.synth.phantom import head_hu
 
@@ -32,11 +32,14 @@ MATRIX = 64
 
 def _varied_seed() -> int:
     """First seed whose 4-patient cohort has a scout, a 2.5 mm-only study, an extra thin
-    reconstruction or not, and a patient with several scans: every writer path is exercised."""
+    reconstruction or not, a patient with several scans and series with and without the .dcm
+    extension: every writer path is exercised."""
     for seed in range(500):
         cohort = sample_cohort(4, seed)
         scans = cohort.scans
-        if scans["has_scout"].any() and (scans["slice_thickness_mm"] == 2.5).any() and len(scans) > 4:
+        extensions = {flag for job in plan_patients(cohort, seed) for flag in job.with_extension.values()}
+        varied = scans["has_scout"].any() and (scans["slice_thickness_mm"] == 2.5).any() and len(scans) > 4
+        if varied and extensions == {True, False}:
             return seed
     raise AssertionError("no seed below 500 gives a varied 4-patient cohort")
 
@@ -141,8 +144,12 @@ def test_every_file_is_valid_ct_dicom(headers) -> None:
         sop_uids.add(ds.SOPInstanceUID)
     assert len(sop_uids) == len(headers)
     names = [path.name for path, _ in headers]
-    assert any(n.endswith(".dcm") for n in names) or len(headers) < 200
-    assert any("." not in n for n in names)
+    assert any(n.endswith(".dcm") for n in names) and any("." not in n for n in names)
+    # Every series folder names its files one way, as planned: all IMxxxx.dcm or all IMxxxx.
+    by_folder = {}
+    for path, _ in headers:
+        by_folder.setdefault(path.parent, set()).add(path.suffix)
+    assert all(len(suffixes) == 1 for suffixes in by_folder.values())
 
 
 def test_axial_series_geometry_and_hu(headers, truth) -> None:
@@ -376,17 +383,19 @@ def test_cohort_matches_the_papers_design(large_cohort) -> None:
     clinical, patients = large_cohort.clinical, large_cohort.patients
     n = len(clinical)
     design = risk.PAPER_DESIGN
-    assert clinical["age"].mean() == pytest.approx(62.45, abs=4 * 11.85 / np.sqrt(n))
-    assert clinical["age"].std() == pytest.approx(11.85, rel=0.05)
-    assert (clinical["sex"] == "M").mean() == pytest.approx(0.7405, abs=4 * np.sqrt(0.74 * 0.26 / n))
-    shares = clinical["medication"].value_counts(normalize=True)
+    # Realised, not only expected: the age's mean and SD up to the rounding to whole years, the
+    # shares of sex, medication and scans per patient to one patient.
+    assert clinical["age"].mean() == pytest.approx(62.45, abs=0.05)
+    assert clinical["age"].std() == pytest.approx(11.85, abs=0.05)
+    assert (clinical["sex"] == "M").sum() == round(0.7405 * n)
+    counts = clinical["medication"].value_counts()
     for medication, share in zip(risk.MEDICATIONS, design.medication_probabilities, strict=True):
-        assert shares.get(medication, 0.0) == pytest.approx(
-            share, abs=4 * np.sqrt(share * (1 - share) / n) + 1e-3
-        )
+        assert abs(counts.get(medication, 0) - share * n) < 1, medication
     assert clinical["label"].mean() == pytest.approx(231 / 474, abs=4 * np.sqrt(0.25 / n))
-    scans_per_patient = len(large_cohort.scans) / n
-    assert scans_per_patient == pytest.approx(613 / 474, abs=0.04)
+    scans_per_patient = large_cohort.patients["n_scans"].value_counts()
+    for k, share in zip((1, 2, 3), design.scans_per_patient, strict=True):
+        assert abs(scans_per_patient[k] - share * n) < 1, k
+    assert len(large_cohort.scans) == (large_cohort.patients["n_scans"]).sum()
     assert design.mean_scans_per_patient == pytest.approx(613 / 474, abs=1e-3)
     # The image signal keeps its strength: the image-only oracle's AUC, per patient and per scan.
     assert 0.80 <= roc_auc_score(patients["label"], patients["p_image"]) <= 0.90
@@ -480,3 +489,31 @@ def test_refuses_to_overwrite_foreign_folder(tmp_path) -> None:
     with pytest.raises(HTCTInputError, match="did not write"):
         generate_cohort(tmp_path, n_patients=4, seed=1, matrix=MATRIX)
     assert (tmp_path / "dicom" / "precious.dcm").exists()
+
+
+def test_the_paper_sized_cohort_has_table_1s_counts() -> None:
+    """474 patients of the default design: Table 1's counts (74.05% of 474 = 351 men; 314
+    antiplatelet, 12 anticoagulant, 101 thrombolytic, 41 none, 6 not available) and 613 scans."""
+    cohort = sample_cohort(474, seed=2026)
+    assert (cohort.clinical["sex"] == "M").sum() == 351
+    assert cohort.clinical["medication"].value_counts().to_dict() == {
+        "antiplatelet": 314,
+        "thrombolytic": 101,
+        "none": 41,
+        "anticoagulant": 12,
+        "not_available": 6,
+    }
+    assert len(cohort.scans) == 613
+    assert f"{cohort.clinical['age'].mean():.1f} ± {cohort.clinical['age'].std():.1f}" == "62.5 ± 11.9"
+
+
+def test_exact_allocation_keeps_each_patients_probabilities() -> None:
+    """Counts by largest remainder; over many draws each item gets each category at its share."""
+    from htct.synth.cohort import allocate_exactly, exact_counts
+
+    assert exact_counts(10, [0.25, 0.25, 0.5]).tolist() == [3, 2, 5]
+    assert exact_counts(7, [1, 1]).tolist() == [4, 3]
+    rng = np.random.default_rng(0)
+    draws = np.array([allocate_exactly(rng.random(8), ["a", "b"], [0.25, 0.75]) for _ in range(4000)])
+    assert ((draws == "a").sum(axis=1) == 2).all()
+    np.testing.assert_allclose((draws == "a").mean(axis=0), 0.25, atol=0.03)

@@ -228,12 +228,11 @@ def test_report_shows_every_table_and_figure_in_the_page(tiny_run):
     assert not re.search(r'<(script|link)[^>]*(src|href)="https?://', html)
     data = report_data(html)
     assert set(data["categories"]) == {"Tables", "Figures", "Quality control", "Training", "Reproduction"}
-    # rules/attention.smk (branch attr) still registers its CSV and the fig. 3 PDF/PNG; its items
-    # move to the HTML page scheme when that branch is merged.
-    attention_rule = {p for p, e in data["results"].items() if e["job_properties"]["rule"] == "attention"}
-
-    tables = [p for p in items(data, "Tables") + items(data, "Quality control") if p not in attention_rule]
-    expected = {f"results/tables/{t}.html" for t in ("table1", "table2", "table3", "agreement", "tests")}
+    tables = items(data, "Tables") + items(data, "Quality control")
+    expected = {
+        f"results/tables/{t}.html"
+        for t in ("table1", "table2", "table3", "agreement", "tests", "attribution")
+    }
     assert expected | {"results/qc/series.html", "results/qc/patients.html"} <= set(tables)
     for path in tables:
         page = item_html(data["results"][path])  # shown inline: a page, not a download
@@ -244,7 +243,7 @@ def test_report_shows_every_table_and_figure_in_the_page(tiny_run):
     auc = tidy.query("Rater == 'CTNet' and Metric == 'AUC'").iloc[0]
     assert f"{auc['estimate']:.2f} ({auc['lower']:.2f}–{auc['upper']:.2f})" in table2
 
-    figures = [p for p in items(data, "Figures") if p not in attention_rule]
+    figures = items(data, "Figures")
     assert sorted(figures) == sorted(
         f"results/report/figures/{f}.html"
         for f in ("fig1_pipeline", "fig2_confusion", "fig3_attention", "supp_fig4_roc", "calibration")

@@ -8,10 +8,27 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import ClassVar
 
 
 class RuleOutputs:
-    """Mixin for a frozen dataclass whose fields are the paths of one stage's outputs."""
+    """Mixin for a frozen dataclass whose fields are the paths of one stage's outputs.
+
+    ``FOLDER_NAMES``: the conventional file names, one per field in field order, that
+    :meth:`in_folder` puts in one folder (a subclass with other conventions overrides ``in_folder``).
+    """
+
+    FOLDER_NAMES: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def in_folder(cls, folder: str | Path):  # noqa: ANN206  (the subclass)
+        """The conventional names (``FOLDER_NAMES``) in one folder."""
+        names = cls.FOLDER_NAMES
+        if len(names) != len(dataclasses.fields(cls)):
+            raise TypeError(
+                f"{cls.__name__}.FOLDER_NAMES must name each of its {len(dataclasses.fields(cls))} outputs"
+            )
+        return cls(*(Path(folder) / name for name in names))
 
     @classmethod
     def from_rule(cls, output: object):  # noqa: ANN206  (the subclass)

@@ -18,6 +18,7 @@ from scipy.special import logit
 from scipy.stats import spearmanr
 
 from htct.evaluate.bootstrap import bootstrap_patient_draws, draws_to_counts, patient_codes, scan_weights
+from htct.names import variant_label
 
 COLUMNS = (
     "patient_id", "scan_id", "split", "factor", "model", "input", "logit", "logit_counterfactual",
@@ -161,7 +162,7 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
         rows.append(
             {
                 "Factor removed": row.factor.replace("_", " "),
-                "Model": f"{row.model} ({row.input.replace('_', ' ')})",
+                "Model": variant_label(row.model, row.input),
                 "Scans": row.n_scans,
                 "Mean Δlogit (95% CI)": f"{row.mean_delta:+.3f} ({row.lower:+.3f} to {row.upper:+.3f})",
                 "Mean |Δlogit|": f"{row.mean_abs_delta:.3f}",

@@ -24,12 +24,12 @@ from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
 from htct.figures.style import OKABE_ITO, figure_style, new_figure, save_figure
+from htct.names import INPUT_LABELS
 
 HEATMAP_CMAP = "inferno"  # perceptually uniform; reads on grey CT
 HEATMAP_ALPHA = 0.75
 """Opacity of the strongest evidence; weaker evidence fades out, so the CT stays readable."""
 LESION_OUTLINE = OKABE_ITO["sky_blue"]
-INPUT_LABELS = {"full_head": "full head", "skull_stripped": "skull-stripped"}
 
 
 @dataclass

@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import nibabel as nib
 import numpy as np
@@ -59,16 +60,12 @@ class ArrayOutputs(RuleOutputs):
     index: Path
     parameters: Path
 
-    @classmethod
-    def in_folder(cls, out_dir: str | Path) -> ArrayOutputs:
-        """The conventional names in one folder: volumes.npy, brain_mask.npy, index.tsv, preprocess.json."""
-        out_dir = Path(out_dir)
-        return cls(
-            out_dir / "volumes.npy",
-            out_dir / "brain_mask.npy",
-            out_dir / "index.tsv",
-            out_dir / "preprocess.json",
-        )
+    FOLDER_NAMES: ClassVar[tuple[str, ...]] = (
+        "volumes.npy",
+        "brain_mask.npy",
+        "index.tsv",
+        "preprocess.json",
+    )
 
 
 @contextmanager

@@ -64,9 +64,9 @@ def markdown_html(markdown: str) -> str:
                 "<table><thead><tr>"
                 + "".join(f"<th>{_inline(c)}</th>" for c in header)
                 + "</tr></thead><tbody>"
+                + "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in body)
+                + "</tbody></table>"
             )
-            out.extend("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in body)
-            out.append("</tbody></table>")
             table.clear()
 
     for line in markdown.splitlines():

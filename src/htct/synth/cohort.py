@@ -8,6 +8,7 @@ and writes the DICOM files from these tables.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,12 +52,51 @@ class SyntheticCohort:
     phi: pd.DataFrame
 
 
+def exact_counts(n: int, probabilities: Sequence[float]) -> np.ndarray:
+    """Counts of n items over categories with the given shares, summing to n: the floors of
+    n * share, the remaining items to the largest remainders (Hamilton's method; ties to the
+    earlier category)."""
+    quotas = n * np.asarray(probabilities, dtype=float) / np.sum(probabilities)
+    counts = np.floor(quotas).astype(int)
+    order = np.argsort(-(quotas - counts), kind="stable")
+    counts[order[: n - counts.sum()]] += 1
+    return counts
+
+
+def allocate_exactly(
+    uniforms: np.ndarray, categories: Sequence, probabilities: Sequence[float]
+) -> np.ndarray:
+    """A categorical draw whose counts are exact: the items with the smallest uniforms get the first
+    category, the next ones the second, and so on, in the counts of :func:`exact_counts`.
+
+    Each item's category has the design's probabilities (up to rounding of the counts), as with
+    inverse-CDF sampling from the same uniforms, but the realised shares are the design's shares
+    (a paper's Table 1 reports realised shares, not the probabilities of a draw)."""
+    ranks = np.empty(len(uniforms), dtype=int)
+    ranks[np.argsort(uniforms, kind="stable")] = np.arange(len(uniforms))
+    bounds = np.cumsum(exact_counts(len(uniforms), probabilities))
+    return np.asarray(categories)[np.searchsorted(bounds, ranks, side="right")]
+
+
+def _exact_normal(draws: np.ndarray, mean: float, sd: float) -> np.ndarray:
+    """Normal draws shifted and scaled to have exactly the given sample mean and SD (ddof 1)."""
+    if len(draws) < 2 or np.std(draws) == 0:
+        return draws
+    return mean + sd * (draws - draws.mean()) / draws.std(ddof=1)
+
+
 def _sample_patients(n_patients: int, rng: np.random.Generator, model: risk.RiskModel) -> pd.DataFrame:
+    # Table 1's marginals are met exactly, not in expectation: age standardised to the design's mean
+    # and SD before rounding, sex, medication and scans per patient allocated in exact counts. The
+    # uniforms are drawn as by the plain draws, so the rest of the cohort is drawn from the same stream.
     design = model.design
-    age = np.clip(np.rint(rng.normal(design.age_mean, design.age_sd, n_patients)), risk.AGE_MIN, risk.AGE_MAX)
-    age = age.astype(int)
-    sex = np.where(rng.random(n_patients) < design.male_probability, "M", "F")
-    medication = rng.choice(np.array(risk.MEDICATIONS), size=n_patients, p=design.medication_probabilities)
+    raw_age = _exact_normal(
+        rng.normal(design.age_mean, design.age_sd, n_patients), design.age_mean, design.age_sd
+    )
+    age = np.clip(np.rint(raw_age), risk.AGE_MIN, risk.AGE_MAX).astype(int)
+    male = design.male_probability
+    sex = allocate_exactly(rng.random(n_patients), ["M", "F"], [male, 1 - male])
+    medication = allocate_exactly(rng.random(n_patients), risk.MEDICATIONS, design.medication_probabilities)
     z_volume = truncnorm.ppf(rng.random(n_patients), risk.Z_VOLUME_MIN, risk.Z_VOLUME_MAX)
     hda = (rng.random(n_patients) < risk.hda_probability(z_volume)).astype(int)
     grade_cdf = np.cumsum(risk.leukoaraiosis_probabilities(age), axis=1)
@@ -95,7 +135,7 @@ def _sample_patients(n_patients: int, rng: np.random.Generator, model: risk.Risk
     patients["lesion_side"] = np.where(rng.random(n_patients) < 0.5, 1, -1)
     patients["lesion_y_fraction"] = rng.uniform(-0.25, 0.15, n_patients)
     patients["lesion_z_fraction"] = rng.uniform(0.0, 0.3, n_patients)
-    patients["n_scans"] = rng.choice([1, 2, 3], size=n_patients, p=design.scans_per_patient)
+    patients["n_scans"] = allocate_exactly(rng.random(n_patients), [1, 2, 3], design.scans_per_patient)
     return patients
 
 

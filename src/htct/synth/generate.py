@@ -21,6 +21,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import nibabel as nib
 import numpy as np
@@ -397,17 +398,8 @@ class CohortOutputs(RuleOutputs):
     truth: Path
     readme: Path
 
-    @classmethod
-    def in_folder(cls, outdir: str | Path) -> CohortOutputs:
-        """The conventional layout in one folder (see the module docstring)."""
-        outdir = Path(outdir)
-        return cls(
-            outdir / "dicom",
-            outdir / "clinical.csv",
-            outdir / "readers.csv",
-            outdir / "truth",
-            outdir / "README.txt",
-        )
+    # The conventional layout in one folder (see the module docstring).
+    FOLDER_NAMES: ClassVar[tuple[str, ...]] = ("dicom", "clinical.csv", "readers.csv", "truth", "README.txt")
 
 
 def _prepare(outputs: CohortOutputs) -> None:

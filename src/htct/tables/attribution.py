@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from htct.attribution.methods import methods
+from htct.names import variant_label
 
-INPUT_LABELS = {"full_head": "full head", "skull_stripped": "skull-stripped"}
 USES = {"true": "yes", "false": "no: maps are not evidence", "undecided": "undecided"}
 
 
@@ -49,7 +49,7 @@ def attribution_table(
     rows = {}
     for verdict in tables["verdicts"].itertuples(index=False):
         key = (verdict.input, verdict.method)
-        model = f"CTNet ({INPUT_LABELS.get(verdict.input, verdict.input)} input)"
+        model = variant_label("ctnet", verdict.input)
         mine = sanity[(sanity["input"] == verdict.input) & (sanity["method"] == verdict.method)]
         ends = {row.endpoint: row for row in mine.itertuples() if row.endpoint}
         top, every = ends.get("top"), ends.get("all")
@@ -98,7 +98,7 @@ def attribution_table(
         }
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index = pd.MultiIndex.from_tuples(table.index, names=["Model", "Method"])
-    drawn = f"{display.get(str(choice['method']), choice['method'])}, CTNet ({INPUT_LABELS.get(str(choice['input']))} input)"
+    drawn = f"{display.get(str(choice['method']), choice['method'])}, {variant_label('ctnet', str(choice['input']))}"
     title = (
         "Attribution of CTNet's HT logit: randomisation check (Spearman rho), lesion enrichment over the "
         "in-brain chance, pointing game (+-1 slice, +-2 px), brain share against random-weight networks, "

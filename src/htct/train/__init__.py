@@ -5,7 +5,7 @@ from htct.evaluate.thresholds import youden_threshold
 from htct.train.config import TrainConfig, TrainOutputs
 from htct.train.data import assign_parts, augment_batch
 from htct.train.folds import merge_fold_predictions
-from htct.train.predict import FoldEnsemble, TrainedModel, load_trained_model, predict_logits, predict_volumes
+from htct.train.predict import FoldEnsemble, TrainedModel, load_trained_model, predict_logits, probabilities
 from htct.train.trainer import Trainer, train_model
 
 __all__ = [
@@ -19,7 +19,7 @@ __all__ = [
     "load_trained_model",
     "merge_fold_predictions",
     "predict_logits",
-    "predict_volumes",
+    "probabilities",
     "train_model",
     "youden_threshold",
 ]

@@ -258,18 +258,9 @@ def predict_logits(
     return np.concatenate(logits).astype(np.float64) if logits else np.zeros(0)
 
 
-def predict_volumes(
-    model: nn.Module,
-    volumes: np.ndarray,
-    rows: np.ndarray | None = None,
-    batch_size: int = 8,
-    device: str | torch.device = "cpu",
-) -> np.ndarray:
-    """HT probability (sigmoid of the logit) per scan; arguments as :func:`predict_logits`.
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    """HT probability per scan from :func:`predict_logits`' logits, as float64.
 
-    Returns:
-        float64 probabilities, one per row.
+    torch's float32 sigmoid, as before predict_logits existed: the same p_ht to the last bit.
     """
-    logits = predict_logits(model, volumes, rows, batch_size, device)
-    # torch's float32 sigmoid, as before predict_logits existed: the same p_ht to the last bit.
-    return torch.sigmoid(torch.from_numpy(logits.astype(np.float32))).numpy().astype(np.float64)
+    return torch.sigmoid(torch.from_numpy(np.asarray(logits).astype(np.float32))).numpy().astype(np.float64)

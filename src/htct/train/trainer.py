@@ -32,7 +32,7 @@ from htct.train import checkpoint as ckpt
 from htct.train.config import TrainConfig, TrainOutputs
 from htct.train.data import BatchReader, ScanParts, assign_parts, loader_options
 from htct.train.loop import channels_last, train_step
-from htct.train.predict import build_model, predict_volumes
+from htct.train.predict import build_model, predict_logits, probabilities
 
 logger = logging.getLogger("htct.train")
 
@@ -257,15 +257,15 @@ class Trainer:
         """Validation loss (the training criterion on the predicted probabilities) and probabilities."""
         rows = self.rows["val"]
         self.model.eval()
-        probabilities = predict_volumes(
-            self.model, self.volumes, rows, batch_size=self.batch_size, device=self.device
+        p_ht = probabilities(
+            predict_logits(self.model, self.volumes, rows, batch_size=self.batch_size, device=self.device)
         )
         eps = 1e-7
-        logits = torch.logit(torch.from_numpy(probabilities).clamp(eps, 1 - eps)).to(self.device)
+        logits = torch.logit(torch.from_numpy(p_ht).clamp(eps, 1 - eps)).to(self.device)
         loss = float(
             self.criterion(logits.float(), torch.from_numpy(self.parts.labels(rows)).to(self.device))
         )
-        return loss, probabilities
+        return loss, p_ht
 
     def select(self, epoch: int, val_loss: float, val_auc: float) -> None:
         """Model selection and early stopping on the monitored validation metric.
@@ -355,8 +355,10 @@ class Trainer:
             n_val=len(self.rows["val"]),
         )
         test_rows = self.rows["test"]
-        test_probabilities = predict_volumes(
-            self.model, self.volumes, test_rows, batch_size=self.batch_size, device=self.device
+        test_probabilities = probabilities(
+            predict_logits(
+                self.model, self.volumes, test_rows, batch_size=self.batch_size, device=self.device
+            )
         )
         predictions = self._predictions_table(val_probabilities, test_probabilities)
         predictions["threshold"] = threshold["threshold"]
