@@ -122,3 +122,17 @@ def test_missing_values_print_one_way(tmp_path):
     # Without a tidy table the CSV holds the pretty cells, missing ones empty.
     plain = write_table(table, tmp_path / "p", "T.", synthetic=False)[0]
     assert pd.read_csv(plain)["Estimate"].isna().sum() == 4
+
+
+def test_html_page_wraps_only_columns_of_sentences():
+    from htct.tables.write import PROSE_CHARACTERS, table_html
+
+    sentence = "paired patient-level bootstrap of CTNet minus each clinician, percentile 95% CI"
+    assert len(sentence) > PROSE_CHARACTERS
+    flat = pd.DataFrame(
+        {"Claim": ["short", "also short"], "p": ["0.010", "<0.001"], "Test": [sentence, "DeLong"]}
+    )
+    page = table_html(flat, "Claims", synthetic=False)
+    assert '<td class="label prose">' + sentence + "</td>" in page
+    assert '<td class="label">short</td>' in page and '<td class="number">0.010</td>' in page
+    assert "td.prose { white-space: normal" in page  # the page's own style lets them wrap

@@ -429,7 +429,7 @@ def calibration_figure(
             label = (
                 f"{display_name(name)}: Brier {brier_score(truth, prob):.3f}\n"
                 f"{_slope_intercept_label(truth, prob)}\n"
-                f"{len(table)} {strategy} bins of {n_text} scans"
+                f"{len(table)} {strategy} bin{'' if len(table) == 1 else 's'} of {n_text} scans"
             )
             # Models side by side within a bin (1 pt apart), so their intervals do not overprint.
             shift = offset_copy(

@@ -24,6 +24,7 @@ th, td { padding: 0.25rem 0.5rem; border-bottom: 1px solid #e2e8f0; white-space:
 thead th { border-bottom: 2px solid #334155; text-align: left; vertical-align: bottom; }
 td.number, th.number { text-align: right; }
 td.group { font-weight: 600; }
+td.prose { white-space: normal; min-width: 16rem; max-width: 34rem; }
 tbody tr:hover { background: #f1f5f9; }
 .notice { color: #b45309; font-weight: 600; max-width: 60rem; }
 """

@@ -24,6 +24,7 @@ MISSING = "–"
 _MISSING_SPELLINGS = {"NA", "N/A", "nan", "NaN", "<NA>"}
 # A cell that reads as a number ("61.54 (26.62–90.06)", "-1.328", "<0.001", "120 (68.2)"): its
 # column is right-aligned in the HTML page; text columns stay left-aligned.
+PROSE_CHARACTERS = 60  # a cell longer than this makes its column one that wraps in the HTML page
 _NUMBER = re.compile(r"^[<>]?[-−]?\d")
 
 
@@ -149,6 +150,8 @@ def table_html(flat: pd.DataFrame, title: str, synthetic: bool, n_label_columns:
         and all(_NUMBER.match(str(v)) or str(v) in ("", MISSING) for v in flat.iloc[:, k])
         for k in range(flat.shape[1])
     ]
+    # Columns of sentences (a test's description, a source) wrap; numbers and short labels do not.
+    prose = [any(len(str(v)) > PROSE_CHARACTERS for v in flat.iloc[:, k]) for k in range(flat.shape[1])]
     head = "".join(
         ('<th class="number">' if numeric[k] else "<th>") + f"{html.escape(column)}</th>"
         for k, column in enumerate(flat.columns)
@@ -158,6 +161,7 @@ def table_html(flat: pd.DataFrame, title: str, synthetic: bool, n_label_columns:
         cells = []
         for k, value in enumerate(row):
             css = "group" if k == 0 and n_label_columns > 1 else ("number" if numeric[k] else "label")
+            css += " prose" if prose[k] and not numeric[k] else ""
             cells.append(f'<td class="{css}">{html.escape(str(value))}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     body = (
