@@ -76,7 +76,7 @@ def main() -> None:
     table = benchmark_table(args.workdir)
     jobs_wall = table["wall_s"].sum()
     lines = [
-        f"# Default DAG on {args.cores} cores: {wall / 60:.1f} min (snakemake --cores {args.cores}"
+        f"# {'DAG' if args.configfile else 'Default DAG'} on {args.cores} cores: {wall / 60:.1f} min (snakemake --cores {args.cores}"
         + (f" --configfile {' '.join(args.configfile)}" if args.configfile else "")
         + f"), report {report_wall:.0f} s",
         "",
