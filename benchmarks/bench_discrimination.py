@@ -64,7 +64,7 @@ def main() -> None:
         args.workdir / "resources/synthetic/truth/scans.tsv", sep="\t", dtype={"scan_id": str}
     )
     rows = []
-    test = None
+    test = val_scans = None
     scores = {}
     val_auc = {}
     for model in MODELS:
@@ -73,10 +73,9 @@ def main() -> None:
         )
         predictions = predictions.merge(truth[["scan_id", "p_image_scan"]], on="scan_id")
         val = predictions[predictions["split"] == "val"]
+        val_scans = list(val["scan_id"]) if val_scans is None else val_scans
+        assert list(val["scan_id"]) == val_scans, "models disagree on the validation scans"
         val_auc[model] = auc_score(val["y_true"], val["p_ht"]) if len(val) else float("nan")
-        val_auc["oracle (p_image_scan)"] = (
-            auc_score(val["y_true"], val["p_image_scan"]) if len(val) else float("nan")
-        )
         predictions = predictions[predictions["split"] == "test"]
         test = predictions if test is None else test
         assert list(predictions["scan_id"]) == list(test["scan_id"]), "models disagree on the test scans"
@@ -88,6 +87,10 @@ def main() -> None:
             delong_test(y, scores[model], scores["ctnet"]) if model != "ctnet" else (0.0, float("nan"))
         )
         rows.append((model, auc, low, high, p_oracle, p_ctnet))
+    # The validation scans are every model's (asserted above): the oracle's AUC on them, once.
+    val_auc["oracle (p_image_scan)"] = (
+        auc_score(val["y_true"], val["p_image_scan"]) if len(val) else float("nan")
+    )
     y, oracle = test["y_true"].to_numpy(), test["p_image_scan"].to_numpy()
     auc, low, high = delong_ci(y, oracle)
     p_ctnet_vs_oracle = rows[MODELS.index("ctnet")][4]  # the paired test is symmetric

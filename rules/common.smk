@@ -481,19 +481,3 @@ def comparison_preprocess():
         **config["preprocess"],
         "skull_strip": not config["preprocess"]["skull_strip"],
     }
-
-
-ATTRIBUTION_LOCALISATION = "results/attribution/localisation.tsv"
-
-
-def attribution_localisation(wildcards):
-    """The attribution stage's localisation table if the workflow makes it or it exists, else
-    nothing, and the paper's attention claim is then undecided ("no attribution results"). An input
-    function, evaluated when the DAG is built, so that it sees the stages included after paper.smk.
-    """
-    made_by_the_workflow = any(
-        ATTRIBUTION_LOCALISATION in map(str, each.output) for each in workflow.rules
-    )
-    if made_by_the_workflow or Path(ATTRIBUTION_LOCALISATION).exists():
-        return ATTRIBUTION_LOCALISATION
-    return []

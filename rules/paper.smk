@@ -12,7 +12,7 @@ rule paper_comparison:
         clinical=config["data"]["clinical"],
         split="results/split/split.tsv",
         truth=truth_scans(),
-        localisation=attribution_localisation,
+        localisation="results/attribution/localisation.tsv",
     output:
         comparison=report(
             "results/paper/comparison.html",

@@ -24,7 +24,7 @@ result = compare_with_run(
     inputs.clinical,
     inputs.split,
     inputs.truth or None,
-    inputs.localisation or None,
+    inputs.localisation,
     snakemake.params.models,
     snakemake.params.evaluate,
     snakemake.params.paper,

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
 from htct.figures.style import OKABE_ITO, figure_style, new_figure, save_figure
-from htct.names import INPUT_LABELS
+from htct.names import variant_label
 
 HEATMAP_CMAP = "inferno"  # perceptually uniform; reads on grey CT
 HEATMAP_ALPHA = 0.75
@@ -200,7 +200,7 @@ def fig3_from_cases(
             else ""
         )
         rows.append(Fig3Case(str(title), cases["volumes"][k, 0], maps[k], lesion, None, note))
-    input_label = INPUT_LABELS.get(str(choice["input"]), str(choice["input"]))
+    variant = variant_label("ctnet", str(choice["input"]))
     uses = str(choice["uses_infarct"])
     evidence = {
         "true": "This variant uses the infarct by the counterfactual test.",
@@ -212,12 +212,12 @@ def fig3_from_cases(
         f"; fails {failed.replace('_', ' ')}" if failed else ""
     )
     caption = (
-        f"{method.display} of CTNet ({input_label} input): of the methods compared, the one with the "
+        f"{method.display} of {variant}: of the methods compared, the one with the "
         f"fewest failures in the randomisation, localisation and deletion tests ({score}; table "
         f"'attribution'). {evidence} Colours: the map's "
         f"positive part, evidence that raises the predicted HT risk relative to {method.reference} "
         "(negative values are not drawn); each row is scaled from 0 to its slice's maximum (colour bar). "
         "Blue line: infarct outline (synthetic truth). Radiological orientation (R = patient's right)."
     )
-    title = f"Figure 3. {method.display} of CTNet ({input_label} input) on test scans"
+    title = f"Figure 3. {method.display} of {variant} on test scans"
     return fig3_attention(rows, stem, synthetic, method.units, caption, title)
