@@ -342,8 +342,8 @@ def training_threads():
     time (every model, and the skull-strip comparison CTNet; folds multiply them), at least one.
 
     On 2 cores that is one thread each, two trainings at once: on this CPU two 1-thread trainings
-    give about 1.3x the scans/s of one 2-thread training (benchmarks/bench_train.py --parallel),
-    and the four trainings of the default run pack into two pairs.
+    give 1.4-1.7x the scans/s of one 2-thread training at 48 px (benchmarks/README.md), and the
+    four trainings of the default run pack into two pairs.
     """
     n_trainings = len(config["train"]["models"]) + (
         "ctnet" in config["train"]["models"]
@@ -369,11 +369,24 @@ def input_kind(skull_strip):
     return "skull_stripped" if skull_strip else "full_head"
 
 
+def configured_input_kind():
+    """The configured CTNet's input kind; the skull-strip comparison CTNet has the other one."""
+    return input_kind(config["preprocess"]["skull_strip"])
+
+
+def arrays_of(kind):
+    """The arrays folder of an input kind: the configured preprocessing's, or the skull-strip
+    comparison's."""
+    if kind == configured_input_kind():
+        return "results/arrays"
+    return "results/skull_strip_comparison/arrays"
+
+
 def counterfactual_variants():
     """The trained models the counterfactual test asks: every configured model on the configured
     input, and the skull-strip comparison CTNet on the other input kind (when CTNet is trained).
     """
-    configured = input_kind(config["preprocess"]["skull_strip"])
+    configured = configured_input_kind()
     variants = [
         {
             "model": model,
@@ -426,9 +439,7 @@ def counterfactual_reference(name):
     """Input function: a file of the arrays whose crops the counterfactual arrays of {input} repeat."""
 
     def reference(wildcards):
-        if wildcards.input == input_kind(config["preprocess"]["skull_strip"]):
-            return f"results/arrays/{name}"
-        return f"results/skull_strip_comparison/arrays/{name}"
+        return f"{arrays_of(wildcards.input)}/{name}"
 
     return reference
 
@@ -442,29 +453,26 @@ INPUT_KINDS = ["full_head", "skull_stripped"]
 COUNTERFACTUALS = "results/evaluation/counterfactuals.tsv"
 
 
-def configured_input_kind():
-    """The configured CTNet's input kind; the skull-strip comparison CTNet has the other one."""
-    return input_kind(config["preprocess"]["skull_strip"])
-
-
 def attribution_variant_inputs(wildcards):
     """Model folder (its threshold.json), weights and arrays of one CTNet variant of the attribution
     stage: the configured CTNet (results/models/ctnet, a fold ensemble after a k-fold training)
     or the skull-strip comparison CTNet, by input kind."""
+    arrays = arrays_of(wildcards.input_kind)
+    files = {
+        "volumes": f"{arrays}/volumes.npy",
+        "brain_mask": f"{arrays}/brain_mask.npy",
+        "index": f"{arrays}/index.tsv",
+    }
     if wildcards.input_kind == configured_input_kind():
         return {
             "model": "results/models/ctnet/threshold.json",
             "weights": model_weights("ctnet"),
-            "volumes": "results/arrays/volumes.npy",
-            "brain_mask": "results/arrays/brain_mask.npy",
-            "index": "results/arrays/index.tsv",
+            **files,
         }
     return {
         "model": "results/skull_strip_comparison/models/ctnet/threshold.json",
         "weights": "results/skull_strip_comparison/models/ctnet/weights.pt",
-        "volumes": "results/skull_strip_comparison/arrays/volumes.npy",
-        "brain_mask": "results/skull_strip_comparison/arrays/brain_mask.npy",
-        "index": "results/skull_strip_comparison/arrays/index.tsv",
+        **files,
     }
 
 
