@@ -82,10 +82,11 @@ def lesion_masks_configured():
 
 
 def lesion_masks_input():
-    """The lesion-mask folder, or the synthetic truth folder (a rule output) that contains it."""
+    """The lesion-mask folder, or the synthetic truth folder (a rule output) that contains it; no
+    input at all when there are no masks (an empty path makes Snakemake warn on every run)."""
     if SYNTHETIC:
         return "resources/synthetic/truth"
-    return config["data"]["lesion_masks"]
+    return config["data"]["lesion_masks"] or []
 
 
 def all_outputs():

@@ -394,3 +394,42 @@ def test_device_cpu_and_unavailable_cuda(model_dir, series, tmp_path, capsys):
         assert main(["predict", str(series), "--model", str(model_dir), "--device", "cuda"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "--device cuda: no such device here" in err
+
+
+def test_all_zero_heatmap_is_announced_in_stdout_and_prediction_json(model_dir, series, tmp_path, capsys):
+    # A model whose HT logit does not depend on the image (head weights zero): Grad-CAM is all zero.
+    flat = tmp_path / "flat_model"
+    shutil.copytree(model_dir, flat)
+    model = load_trained_model(flat).model
+    with torch.no_grad():
+        model.head.fc.weight.zero_()
+    torch.save(model.state_dict(), flat / "weights.pt")
+    result = predict_json(series, flat, tmp_path / "single")
+    assert not np.asarray(nib.load(tmp_path / "single" / "heatmap.nii.gz").dataobj).any()
+    assert result["heatmap_notice"].startswith("the Grad-CAM heatmap is all zero")
+    assert "notice: the Grad-CAM heatmap is all zero" in capsys.readouterr().out
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "case_a").symlink_to(series, target_is_directory=True)
+    assert main(["predict", "-i", str(cases), "-o", str(tmp_path / "batch"), "--model", str(flat)]) == 0
+    assert "case_a  notice: the Grad-CAM heatmap is all zero" in capsys.readouterr().out
+    batch = json.loads((tmp_path / "batch" / "case_a" / "prediction.json").read_text())
+    assert batch["heatmap_notice"] == result["heatmap_notice"]
+    # A model that looks at the image gives a heatmap and no notice.
+    assert predict_json(series, model_dir, tmp_path / "normal")["heatmap_notice"] == ""
+    assert "notice:" not in capsys.readouterr().out
+
+
+def test_mr_series_is_named_as_the_qc_table_would(model_dir, series, tmp_path, capsys):
+    import pydicom
+
+    mr = tmp_path / "mr"
+    mr.mkdir()
+    for path in sorted(series.iterdir()):
+        ds = pydicom.dcmread(path)
+        ds.Modality = "MR"
+        ds.save_as(mr / path.name)
+    assert main(["predict", str(mr), "--model", str(model_dir), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("htct predict: error: no CT image series found in") and "modality MR, not CT" in err

@@ -76,3 +76,17 @@ def test_readers_coverage_of_test_scans(tmp_path):
     bad = _write(tmp_path, readers | {"p_ht": [0.2, 1.5, 0.6]}, "bad.csv")
     with pytest.raises(HTCTInputError, match="column p_ht: 1.5 is greater than the maximum of 1"):
         load_readers(bad)
+
+
+@pytest.mark.parametrize(("separator", "name"), [(";", "semicolon"), ("\t", "tab")])
+def test_clinical_with_another_separator_names_it(tmp_path, separator, name):
+    # What a spreadsheet in a European locale saves as "CSV": ';' between fields, decimal commas.
+    path = tmp_path / "clinical.csv"
+    path.write_text(
+        separator.join(GOOD) + "\n" + separator.join(["HT0001", "00012345", "1", "67,5", "M", "none"]) + "\n"
+    )
+    with pytest.raises(HTCTInputError) as error:
+        load_clinical(path)
+    message = str(error.value)
+    assert f"looks {name}-separated" in message and "must be comma-separated" in message
+    assert "lacks the column" not in message and "\n" not in message

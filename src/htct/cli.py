@@ -58,6 +58,10 @@ TSV_COLUMNS = [
     "case", "status", "p_ht", "threshold", "call", "model", "n_models", "trained_on", "series_key",
     "n_slices", "scan", "heatmap", "overlay", "dicom_dir", "error",
 ]  # fmt: skip
+EMPTY_HEATMAP = (
+    "the Grad-CAM heatmap is all zero: nothing in this scan raised the model's HT logit, so heatmap.nii.gz "
+    "and the overlay show no attention (an empty map, not a failed run)"
+)
 RESEARCH_USE = "RESEARCH USE ONLY: not a medical device; its output must not be used for diagnosis or treatment decisions."
 
 
@@ -86,11 +90,23 @@ def read_single_series(
         raise HTCTInputError(f"{dicom_dir} is not a folder; give the folder holding one CT series")
     headers = [read_header(path, dicom_dir) for path in iter_files(dicom_dir)]
     by_series = defaultdict(list)
+    other_modality: dict[str, str] = {}  # series_key -> its Modality, for image series that are not CT
     for header in headers:
         if not header.problem and header.series_uid and header.modality == "CT":
             by_series[header.series_uid].append(header)
+        elif not header.problem and header.series_uid:
+            other_modality[series_key(header.series_uid)] = header.modality
     if not by_series:
-        raise HTCTInputError(f"no CT image series found in {dicom_dir} ({len(headers)} files looked at)")
+        # The reason the workflow's QC table (results/qc/series.tsv) would give these series.
+        found = "; ".join(
+            f"series {key}: modality {modality or 'missing'}, not CT"
+            for key, modality in sorted(other_modality.items())[:3]
+        )
+        raise HTCTInputError(
+            f"no CT image series found in {dicom_dir} ({len(headers)} files looked at"
+            + (f"; {found}" if found else "")
+            + ")"
+        )
     verdicts = {
         uid: classify_series(
             slices, min_slices, DEFAULT_GANTRY_TILT, DEFAULT_MAX_SPACING_DEVIATION_MM, DEFAULT_UNEVEN_SPACING
@@ -255,6 +271,7 @@ def predict_scan(
     p_ht = float(np.mean(p_folds))
     heatmap = gradcam(trained.model, volume)  # a fold ensemble: the mean of the folds' heatmaps
     predicted = time.perf_counter()
+    heatmap_notice = "" if np.any(heatmap > 0) else EMPTY_HEATMAP
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -293,6 +310,7 @@ def predict_scan(
         "series": qc,
         "scan": str(out_dir / "scan.nii.gz"),
         "heatmap": str(out_dir / "heatmap.nii.gz"),
+        "heatmap_notice": heatmap_notice,
         "overlay": str(out_dir / "overlay.png"),
         "seconds": {
             "read": round(loaded - started, 3),
@@ -360,6 +378,7 @@ def predict_batch(
             row |= {key: result[key] for key in ("p_ht", "threshold", "call", "model", "n_models")}
             row |= {key: result[key] for key in ("scan", "heatmap", "overlay")}
             row |= {"status": "ok", "series_key": result["series"]["series_key"]}
+            row["heatmap_notice"] = result["heatmap_notice"]
             row["n_slices"] = result["series"]["n_slices"]
         rows.append(row)
         if on_case is not None:
@@ -476,6 +495,8 @@ def _print_row(row: dict) -> None:
             f"{ensemble}  heatmap {row['heatmap']}  scan {row['scan']}",
             flush=True,
         )
+        if row.get("heatmap_notice"):
+            print(f"{row['case']}  notice: {row['heatmap_notice']}", flush=True)
     else:
         print(f"htct predict: error: {row['case']}: {row['error']}", file=sys.stderr, flush=True)
 
@@ -510,6 +531,8 @@ def predict_command(args: argparse.Namespace) -> int:
             f"p_ht {result['p_ht']:.3f}  call {result['call']} (threshold {result['threshold']:.3f}){ensemble}  "
             f"heatmap {result['heatmap']}  scan {result['scan']}  overlay {result['overlay']}"
         )
+        if result["heatmap_notice"]:
+            print(f"notice: {result['heatmap_notice']}")
         return 0
     out_dir = args.out or Path("htct_predict")
     table = predict_batch(cases, trained, out_dir, threads=args.threads, on_case=_print_row)

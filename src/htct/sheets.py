@@ -19,6 +19,8 @@ from htct.errors import HTCTInputError
 MEDICATIONS = ("antiplatelet", "anticoagulant", "thrombolytic", "none", "not_available")
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 TEXT_COLUMNS = {"patient_id": str, "dicom_patient_id": str, "scan_id": str, "reader": str}
+# Separators a spreadsheet may write instead of the comma (Excel in many European locales: ';').
+OTHER_SEPARATORS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
 def _schema(name: str) -> dict:
@@ -30,10 +32,30 @@ def _read_csv(path: str | Path, what: str) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise HTCTInputError(f"{what} sheet not found: {path} (set its path in config.yaml under data:)")
+    _refuse_other_separator(path, what)
     try:
         return pd.read_csv(path, dtype=TEXT_COLUMNS, skipinitialspace=True)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
         raise HTCTInputError(f"{what} sheet {path} is not a readable CSV: {error}") from error
+
+
+def _refuse_other_separator(path: Path, what: str) -> None:
+    """Name the separator of a sheet whose header line is separated by something other than commas.
+
+    Such a sheet is refused rather than read with its separator: the spreadsheets that write ';'
+    also write decimal commas (age "67,5"), which a guessed format would read wrongly in silence.
+    """
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        header = handle.readline()
+    if "," in header:
+        return
+    found = [name for separator, name in OTHER_SEPARATORS.items() if separator in header]
+    if found:
+        raise HTCTInputError(
+            f"{what} sheet {path} looks {found[0]}-separated (its header line has no comma); the sheet "
+            "must be comma-separated: save it again as CSV with ',' as the field separator and '.' as "
+            "the decimal point"
+        )
 
 
 def _parse_numbers(sheet: pd.DataFrame, columns: tuple[str, ...]) -> None:
