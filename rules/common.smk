@@ -83,7 +83,8 @@ def lesion_masks_configured():
 
 def lesion_masks_input():
     """The lesion-mask folder, or the synthetic truth folder (a rule output) that contains it; no
-    input at all when there are no masks (an empty path makes Snakemake warn on every run)."""
+    input at all when there are no masks (an empty path makes Snakemake warn on every run).
+    """
     if SYNTHETIC:
         return "resources/synthetic/truth"
     return config["data"]["lesion_masks"] or []
@@ -318,6 +319,38 @@ WORKFLOW_START = time.time()
 
 onerror:
     print_input_errors(WORKFLOW_START)
+
+
+PATIENTS_QC = "results/qc/patients.tsv"
+
+
+def print_excluded_patients():
+    """One closing line on the excluded patients of results/qc/patients.tsv (when this run has it):
+    how many, and where the reasons are; otherwise only the job logs would say."""
+    import csv
+
+    path = Path(PATIENTS_QC)
+    if not path.is_file():
+        return
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    excluded = [row["patient_id"] for row in rows if row["status"] == "excluded"]
+    if excluded:
+        named = ", ".join(excluded[:10]) + (", ..." if len(excluded) > 10 else "")
+        print(
+            f"HTCT: {len(excluded)} of {len(rows)} patient(s) of the clinical sheet excluded "
+            f"({named}); the reasons are in {PATIENTS_QC}",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"HTCT: all {len(rows)} patient(s) of the clinical sheet included ({PATIENTS_QC})",
+            file=sys.stderr,
+        )
+
+
+onsuccess:
+    print_excluded_patients()
 
 
 def k_folds():

@@ -1,17 +1,16 @@
 localrules:
     split,
+    patient_qc,
 
 
 rule split:
     input:
         clinical=config["data"]["clinical"],
         scans="results/qc/scans.tsv",
-        qc="results/qc/series.tsv",
         fixed=split_file(),
     output:
         split="results/split/split.tsv",
         scans="results/split/scans.tsv",
-        patients="results/qc/patients.tsv",
     log:
         "logs/split.log",
     conda:
@@ -20,3 +19,20 @@ rule split:
         split=config["split"],
     script:
         "../scripts/split.py"
+
+
+# Not part of rule split: the table that explains the cohort is written even when the split fails.
+rule patient_qc:
+    input:
+        clinical=config["data"]["clinical"],
+        scans="results/qc/scans.tsv",
+        qc="results/qc/series.tsv",
+        fixed=split_file(),
+    output:
+        patients="results/qc/patients.tsv",
+    log:
+        "logs/patient_qc.log",
+    conda:
+        "../envs/stats.yaml"
+    script:
+        "../scripts/patient_qc.py"

@@ -1,4 +1,4 @@
-"""Draw (or reuse) the patient-level split, fail on any patient in two parts, list excluded patients."""
+"""Draw (or reuse) the patient-level split and fail on any patient in two parts."""
 
 import logging
 import sys
@@ -14,7 +14,7 @@ report_input_errors()
 import pandas as pd
 
 from htct.sheets import load_clinical
-from htct.split import check_split, make_split, patient_status, scans_by_part
+from htct.split import check_split, make_split, scans_by_part
 
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
 params = snakemake.params.split
@@ -36,18 +36,5 @@ for part, patients in split.groupby("part"):
         patients["n_scans"].sum(),
         patients["label"].sum(),
     )
-patients = patient_status(
-    clinical, pd.read_csv(snakemake.input.qc, sep="\t", dtype={"patient_id": str}), scans, split
-)
-excluded = patients[patients["status"] == "excluded"]
-if len(excluded):
-    logging.warning(
-        "%d of %d patient(s) of the clinical sheet are excluded (no kept scan), see %s: %s",
-        len(excluded),
-        len(patients),
-        snakemake.output.patients,
-        "; ".join(f"{row.patient_id}: {row.reason}" for row in excluded.head(20).itertuples()),
-    )
-patients.to_csv(snakemake.output.patients, sep="\t", index=False)
 split.to_csv(snakemake.output.split, sep="\t", index=False)
 scans_by_part(split, scans).to_csv(snakemake.output.scans, sep="\t", index=False)

@@ -7,11 +7,16 @@ scan; `check_split` makes the workflow fail rather than repeat that leak.
 
 from __future__ import annotations
 
+import logging
+import math
+
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from htct.errors import HTCTInputError
+
+log = logging.getLogger(__name__)
 
 PARTS = ("train", "val", "test")
 PATIENT_QC_COLUMNS = ["patient_id", "n_scans_found", "n_scans_kept", "status", "reason"]
@@ -40,37 +45,100 @@ def make_split(
         val_fraction: share of the non-test patients held out for validation (single split).
         k_folds: number of cross-validation folds over the non-test patients; 0 for a single split.
 
+    A small cohort is split as far as it allows (the smallest: 2 patients of each label): a part too
+    small to hold every label is enlarged to one patient per label; where a label has too few
+    patients left to stratify, the validation part (or the folds) is drawn without stratification.
+    Each such step is logged (the split rule's log).
+
     Returns:
         One row per patient: patient_id, label, part, fold, n_scans; sorted by patient_id.
 
     Raises:
-        HTCTInputError: too few patients of a class to stratify.
+        HTCTInputError: fewer than 2 labels, or a label with fewer than 2 patients with a kept scan
+            (the test and the training part could not both hold it); k folds with fewer patients.
     """
     n_scans = scans.groupby("patient_id").size().rename("n_scans")
     patients = clinical.loc[clinical["patient_id"].isin(n_scans.index), ["patient_id", "label"]]
     patients = patients.sort_values("patient_id").reset_index(drop=True)
-    counts = patients["label"].value_counts()
+    counts = patients["label"].value_counts().sort_index()
     if len(counts) < 2 or counts.min() < 2:
         raise HTCTInputError(
-            f"cannot stratify the split: patients with scans per label {counts.to_dict()}; "
-            "each label needs at least 2 patients with a kept scan (see results/qc/series.tsv)"
+            f"cannot stratify the split: patients with a kept scan per label {counts.to_dict()}; "
+            "each label needs at least 2 (one for the test part, one for training); "
+            "see results/qc/patients.tsv for the patients left out"
         )
-    rest, test = train_test_split(
-        patients, test_size=test_fraction, stratify=patients["label"], random_state=seed
-    )
+    rest, test = _hold_out(patients, test_fraction, seed, "test")
     split = patients.set_index("patient_id")
     split["part"] = "train"
     split["fold"] = -1
     split.loc[test["patient_id"], "part"] = "test"
     if k_folds >= 2:
-        folds = StratifiedKFold(n_splits=k_folds, shuffle=True, random_state=seed)
-        for fold, (_, val_rows) in enumerate(folds.split(rest, rest["label"])):
+        for fold, val_rows in enumerate(_fold_rows(rest, k_folds, seed)):
             split.loc[rest["patient_id"].iloc[val_rows], "fold"] = fold
     else:
-        _, val = train_test_split(rest, test_size=val_fraction, stratify=rest["label"], random_state=seed)
+        _, val = _hold_out(rest, val_fraction, seed, "val")
         split.loc[val["patient_id"], "part"] = "val"
     split = split.join(n_scans).reset_index()
     return split[["patient_id", "label", "part", "fold", "n_scans"]]
+
+
+def _hold_out(
+    patients: pd.DataFrame, fraction: float, seed: int, part: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Draw `fraction` of `patients` (at least one, leaving at least one) as `part`, stratified when it can be.
+
+    scikit-learn's stratified draw needs every label twice and at least one patient per label on
+    both sides; a part too small for that is enlarged to one patient per label when the rest keeps
+    one too, otherwise it is drawn at random (said in the log, with the labels the parts lack).
+    """
+    counts = patients["label"].value_counts().sort_index()
+    n, n_labels = len(patients), len(counts)
+    n_held = min(max(math.ceil(fraction * n), 1), n - 1)
+    if counts.min() >= 2 and n >= 2 * n_labels:
+        if n_held < n_labels or n - n_held < n_labels:
+            enlarged = min(max(n_held, n_labels), n - n_labels)
+            log.info(
+                "%s part: %d patient(s) instead of %d (%.0f%% of %d), so that it and the rest hold every label",
+                part, enlarged, n_held, 100 * fraction, n,
+            )  # fmt: skip
+            n_held = enlarged
+        rest, held = train_test_split(
+            patients, test_size=n_held, stratify=patients["label"], random_state=seed
+        )
+        return rest, held
+    rest, held = train_test_split(patients, test_size=n_held, random_state=seed)
+    log.warning(
+        "%s part drawn without stratification: patients per label %s are too few to stratify (each "
+        "label needs 2); %d patient(s) drawn at random; labels missing from the %s part: %s, from the "
+        "rest: %s",
+        part, counts.to_dict(), n_held, part, _missing_labels(held, counts), _missing_labels(rest, counts),
+    )  # fmt: skip
+    return rest, held
+
+
+def _missing_labels(part: pd.DataFrame, counts: pd.Series) -> str:
+    missing = sorted(set(counts.index) - set(part["label"]))
+    return ", ".join(str(label) for label in missing) or "none"
+
+
+def _fold_rows(rest: pd.DataFrame, k_folds: int, seed: int) -> list[np.ndarray]:
+    """The validation rows of each of `k_folds` folds: stratified, or (every label with fewer patients
+    than folds) unstratified, said in the log."""
+    counts = rest["label"].value_counts().sort_index()
+    if len(rest) < k_folds:
+        raise HTCTInputError(
+            f"split.k_folds {k_folds}: only {len(rest)} non-test patient(s) with a kept scan (per label "
+            f"{counts.to_dict()}); use fewer folds or more patients"
+        )
+    if (counts >= k_folds).any():  # scikit-learn stratifies (warning about a rarer label) from here
+        folds = StratifiedKFold(n_splits=k_folds, shuffle=True, random_state=seed).split(rest, rest["label"])
+    else:
+        log.warning(
+            "folds drawn without stratification: non-test patients per label %s, all fewer than the %d folds",
+            counts.to_dict(), k_folds,
+        )  # fmt: skip
+        folds = KFold(n_splits=k_folds, shuffle=True, random_state=seed).split(rest)
+    return [val_rows for _, val_rows in folds]
 
 
 def check_split(split: pd.DataFrame, scans: pd.DataFrame | None = None) -> None:
@@ -125,7 +193,7 @@ def scans_by_part(split: pd.DataFrame, scans: pd.DataFrame) -> pd.DataFrame:
 
 
 def patient_status(
-    clinical: pd.DataFrame, qc: pd.DataFrame, scans: pd.DataFrame, split: pd.DataFrame
+    clinical: pd.DataFrame, qc: pd.DataFrame, scans: pd.DataFrame, split: pd.DataFrame | None = None
 ) -> pd.DataFrame:
     """One row per patient of the clinical sheet: how many scans were found and kept, and why not.
 
@@ -136,7 +204,9 @@ def patient_status(
         clinical: the clinical sheet (patient_id, ...).
         qc: the converter's QC table (``results/qc/series.tsv``: patient_id, study_rank, ...).
         scans: the kept scans (scan_id, patient_id).
-        split: the patient split (patient_id, part).
+        split: a fixed patient split (config split.file: patient_id, part), or None when the split is
+            drawn (it then holds every patient with a kept scan); the table does not wait for the
+            split, so it is written even when a cohort is too small to split.
 
     Returns:
         patient_id, n_scans_found (studies found in the DICOM tree, kept or not), n_scans_kept,
@@ -146,7 +216,7 @@ def patient_status(
     found = found[found["patient_id"].astype(str) != ""]
     n_found = found.groupby(found["patient_id"].astype(str))["study_rank"].nunique()
     n_kept = scans.groupby(scans["patient_id"].astype(str)).size()
-    in_split = set(split["patient_id"].astype(str))
+    in_split = set((split if split is not None else scans)["patient_id"].astype(str))
     rows = []
     for patient_id in clinical["patient_id"].astype(str):
         found_here, kept_here = int(n_found.get(patient_id, 0)), int(n_kept.get(patient_id, 0))
