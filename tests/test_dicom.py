@@ -674,3 +674,77 @@ def test_uneven_gaps_are_equalised_or_refused(generated):
     headers = [read_header(p, folder) for p in sorted(folder.iterdir())]
     verdict = classify_series(headers, 20, "correct", 0.1, uneven_spacing="refuse")
     assert verdict.reason.startswith("uneven slice spacing (gaps 4.70-5.30 mm")
+
+
+# --- Own-cohort rough edges (issue 26): identical copies of a slice, a file cut before its series UID ---
+
+
+def _convert_generated(tmp_path: Path, patients: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    clinical = tmp_path / "clinical.csv"
+    clinical.write_text(
+        CLINICAL_HEADER + "".join(f"{pid},{mrn},1,60,F,none\n" for mrn, pid in patients.items())
+    )
+    scans = convert_tree(
+        tmp_path / "dicom", clinical, tmp_path / "nifti", tmp_path / "qc.tsv", tmp_path / "s.tsv"
+    )
+    qc = pd.read_csv(tmp_path / "qc.tsv", sep="\t", dtype=str, keep_default_na=False)
+    return scans, qc
+
+
+def test_identical_copy_of_a_slice_is_dropped_with_a_note_and_a_conflict_excludes(tmp_path):
+    dicom = tmp_path / "dicom"
+    uids = {case: generate_uid() for case in ("same_sop", "new_sop", "conflict")}
+    files = {
+        case: write_ct_series(dicom / case, patient_id=f"MRN-{k}", series_uid=uid, seed=k)
+        for k, (case, uid) in enumerate(uids.items())
+    }
+    shutil.copyfile(files["same_sop"][5], dicom / "same_sop" / "copy_of_slice6.dcm")  # the same object twice
+    for case, change_pixels in (("new_sop", False), ("conflict", True)):
+        ds = pydicom.dcmread(files[case][7])
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()  # re-sent with a new UID
+        if change_pixels:
+            stored = ds.pixel_array.copy()
+            stored[10, 10] += 50
+            ds.PixelData = stored.tobytes()
+        ds.save_as(dicom / case / "resent.dcm")
+    scans, qc = _convert_generated(tmp_path, {"MRN-0": "A01", "MRN-1": "A02", "MRN-2": "A03"})
+    assert sorted(scans["patient_id"]) == ["A01", "A02"]
+    for case, how in (("same_sop", "same SOPInstanceUID"), ("new_sop", "another SOPInstanceUID")):
+        row = qc_row(qc, series_key(uids[case]))
+        assert row["status"] == "kept" and (row["n_files"], row["n_slices"]) == ("25", "24")
+        assert row["notes"].startswith(
+            f"1 identical copy(ies) of a slice dropped (same position and pixels as another file, {how})"
+        )
+    conflict = qc_row(qc, series_key(uids["conflict"]))
+    assert conflict["status"] == "excluded" and conflict["n_files"] == "25"
+    assert conflict["reason"].startswith("duplicate slice positions (1 slice(s) at an already used position)")
+    assert sum(int(n) for n in qc["n_files"]) == sum(1 for p in dicom.rglob("*") if p.is_file())
+
+
+def test_edge_slice_cut_before_its_series_uid_is_linked_to_its_patient_and_series(tmp_path):
+    dicom = tmp_path / "dicom"
+    uids = {"A01": generate_uid(), "A02": generate_uid()}
+    top = write_ct_series(
+        dicom / "a", patient_id="MRN-1", series_uid=uids["A01"], positions_z=range(0, 120, 5)
+    )
+    bottom = write_ct_series(
+        dicom / "b", patient_id="MRN-2", series_uid=uids["A02"], positions_z=range(0, 120, 5)
+    )
+    data = top[-1].read_bytes()  # the top slice: PatientID was written, the SeriesInstanceUID not
+    top[-1].write_bytes(data[: data.find(b"\x20\x00\x0e\x00")])
+    bottom[0].write_bytes(bottom[0].read_bytes()[:200])  # the bottom slice: cut inside its file meta
+    scans, qc = _convert_generated(tmp_path, {"MRN-1": "A01", "MRN-2": "A02"})
+    assert sorted(scans["patient_id"]) == ["A01", "A02"] and set(scans["n_slices"]) == {23}
+    for patient, broken in (("A01", top[-1]), ("A02", bottom[0])):
+        key = file_key(broken.relative_to(dicom))
+        series = qc_row(qc, series_key(uids[patient]))
+        assert series["status"] == "kept" and series["n_slices"] == "23"
+        assert series["notes"].startswith(
+            f"23 of 24 slices: 1 unreadable file (series_key {key} in this table)"
+        )
+        row = qc_row(qc, key)
+        assert row["patient_id"] == patient and row["status"] == "excluded"
+        assert row["reason"] == (
+            f"DICOM file without SeriesInstanceUID (file of {broken.stat().st_size} bytes that ends before its "
+            f"pixel data: a slice of series {series_key(uids[patient])} in its folder?)"
+        )

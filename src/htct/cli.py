@@ -82,7 +82,7 @@ def read_single_series(
         HTCTInputError: folder missing, no CT series, several CT series, or a series the rules refuse.
     """
     from htct.dicom.discover import iter_files, read_header, series_key
-    from htct.dicom.series import classify_series
+    from htct.dicom.series import classify_series, drop_identical_copies
     from htct.dicom.volume import PixelDataError, build_hu_volume
 
     dicom_dir = Path(dicom_dir)
@@ -107,12 +107,18 @@ def read_single_series(
             + (f"; {found}" if found else "")
             + ")"
         )
+    copies = {}
+    for uid, slices in by_series.items():  # an identical copy of a slice is dropped, as in the workflow
+        by_series[uid], _, copies[uid] = drop_identical_copies(slices)
     verdicts = {
         uid: classify_series(
             slices, min_slices, DEFAULT_GANTRY_TILT, DEFAULT_MAX_SPACING_DEVIATION_MM, DEFAULT_UNEVEN_SPACING
         )
         for uid, slices in by_series.items()
     }
+    for uid, note in copies.items():
+        if note:
+            verdicts[uid].notes.insert(0, note)
     acceptable = [uid for uid, verdict in verdicts.items() if not verdict.reason]
     if not acceptable:
         reasons = "; ".join(f"series {series_key(uid)}: {v.reason}" for uid, v in verdicts.items())

@@ -19,7 +19,13 @@ import pandas as pd
 
 from htct.dicom.discover import SliceHeader, file_key, iter_files, read_header, series_key, sop_class_name
 from htct.dicom.reconstruction import Reconstruction, classify_reconstruction
-from htct.dicom.series import GANTRY_TILT_POLICIES, UNEVEN_SPACING_POLICIES, SeriesVerdict, classify_series
+from htct.dicom.series import (
+    GANTRY_TILT_POLICIES,
+    UNEVEN_SPACING_POLICIES,
+    SeriesVerdict,
+    classify_series,
+    drop_identical_copies,
+)
 from htct.dicom.volume import PixelDataError, build_hu_volume, write_nifti
 from htct.errors import HTCTInputError
 
@@ -51,6 +57,10 @@ class Series:
     study_rank: int | None = None
     scan_id: str = ""
     nifti: str = ""
+    # Identical copies of a slice, dropped (still counted in n_files).
+    dropped: list[SliceHeader] = field(default_factory=list)
+    # file_key of the files of this series that lost their SeriesInstanceUID (link_unreadable_files).
+    unreadable: list[str] = field(default_factory=list)
 
     @property
     def first(self) -> SliceHeader:
@@ -126,9 +136,59 @@ def classify_images(images: Iterable[Series], patient_of: dict[str, str], **rule
     """Apply the series rules (``classify_series``, keyword ``rules``) and match each series to a patient."""
     for s in images:
         s.patient_id = patient_of.get(s.first.patient_id, "")
+        s.slices, s.dropped, copies = drop_identical_copies(s.slices)
         s.verdict = classify_series(s.slices, **rules)  # type: ignore[arg-type]
+        if copies:
+            s.verdict.notes.insert(0, copies)
         if not s.verdict.reason and not s.patient_id:
             s.verdict.reason = "patient not in the clinical sheet (PatientID matches no dicom_patient_id)"
+
+
+def link_unreadable_files(series: Iterable[Series], patient_of: dict[str, str]) -> None:
+    """Give a DICOM file that lost its SeriesInstanceUID (a copy cut short) its patient and series.
+
+    The patient comes from the file's own PatientID when it was read before the cut, else from the
+    image series in the file's folder; the series is the one image series of its folder (of its
+    study, when the StudyInstanceUID was read). That series' row then says it lost a slice, and the
+    file's row says where it belongs, so a scan kept with 27 of 28 slices is not silently shorter.
+    """
+    series = list(series)
+    in_folder: dict[Path, list[Series]] = defaultdict(list)
+    for s in series:
+        if s.uid:
+            for folder in {header.path.parent for header in s.slices}:
+                in_folder[folder].append(s)
+    for broken in series:
+        header = broken.first
+        if broken.uid or not (
+            header.problem == "DICOM file without SeriesInstanceUID"
+            or header.problem.startswith("unreadable DICOM header")
+        ):
+            continue
+        siblings = [
+            s for s in in_folder.get(header.path.parent, [])
+            if not header.study_uid or s.first.study_uid == header.study_uid
+        ]  # fmt: skip
+        own_patient = patient_of.get(header.patient_id, "") if header.patient_id else ""
+        if own_patient:
+            siblings = [s for s in siblings if s.patient_id == own_patient]
+        patients = {s.patient_id for s in siblings}
+        broken.patient_id = own_patient or (patients.pop() if len(patients) == 1 else "")
+        cut = (
+            f"file of {header.file_size} bytes that ends before its pixel data"
+            if header.ends_in_header
+            else ""
+        )
+        images = [s for s in siblings if s.verdict.geometry is not None]  # axial CT candidates first
+        owner = images[0] if len(images) == 1 else siblings[0] if len(siblings) == 1 else None
+        if owner is None:
+            if cut:
+                header.problem += f" ({cut}: a truncated copy?)"
+            continue
+        owner.unreadable.append(file_key(header.relative_path))
+        header.problem += (
+            f" ({cut or 'unreadable'}: a slice of series {series_key(owner.uid)} in its folder?)"
+        )
 
 
 def rank_studies(images: Iterable[Series]) -> None:
@@ -233,10 +293,18 @@ def _qc_row(s: Series) -> dict:
     geometry = s.verdict.geometry
     if first.problem:  # a file that is not a DICOM image: one row per file, keyed by its path hash
         return {
-            "series_key": file_key(first.relative_path), "n_files": 1, "status": "excluded",
-            "reason": first.problem,
+            "series_key": file_key(first.relative_path), "patient_id": s.patient_id, "n_files": 1,
+            "status": "excluded", "reason": first.problem,
         }  # fmt: skip
     spacing = first.pixel_spacing
+    notes = list(s.verdict.notes)
+    if s.unreadable:
+        n_lost = len(s.unreadable)
+        notes.insert(
+            0,
+            f"{len(s.slices)} of {len(s.slices) + n_lost} slices: {n_lost} unreadable "
+            f"file{'s' if n_lost > 1 else ''} (series_key {', '.join(s.unreadable)} in this table)",
+        )
     return {
         "series_key": series_key(s.uid),
         "patient_id": s.patient_id,
@@ -245,7 +313,7 @@ def _qc_row(s: Series) -> dict:
         "modality": first.modality,
         "sop_class": sop_class_name(first.sop_class_uid),
         "image_type": "\\".join(first.image_type),
-        "n_files": len(s.slices),
+        "n_files": len(s.slices) + len(s.dropped),
         "n_slices": len(s.slices) if geometry is not None else None,
         "rows": first.rows,
         "columns": first.columns,
@@ -257,7 +325,7 @@ def _qc_row(s: Series) -> dict:
         "correction": s.verdict.correction.describe() if s.verdict.correction is not None else "",
         "status": "kept" if s.scan_id and not s.verdict.reason else "excluded",
         "reason": s.verdict.reason,
-        "notes": "; ".join(s.verdict.notes),
+        "notes": "; ".join(notes),
     }
 
 
@@ -388,6 +456,7 @@ def convert_tree(
     images = [s for s in series if s.uid]
     classify_images(images, patient_of, min_slices=min_slices, gantry_tilt=gantry_tilt,
                     max_spacing_deviation_mm=max_spacing_deviation_mm, uneven_spacing=uneven_spacing)  # fmt: skip
+    link_unreadable_files(series, patient_of)
     rank_studies(images)
     convert_studies(images, nifti_dir, threads)
     return write_tables(series, clinical, qc_tsv, scans_tsv)

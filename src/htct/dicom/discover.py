@@ -61,6 +61,7 @@ class SliceHeader:
     study_date: str = ""
     study_time: str = ""
     series_uid: str = ""
+    sop_instance_uid: str = ""
     image_type: tuple[str, ...] = ()
     convolution_kernel: str = ""  # ConvolutionKernel, e.g. "H31s", "Hr40f\\3", "STANDARD", "UB", "FC21"
     series_description: str = ""  # free text: read to classify the reconstruction, never written out
@@ -84,6 +85,7 @@ class SliceHeader:
     pixel_length: int = -1  # declared length of the Pixel Data value (UNDEFINED_LENGTH if encapsulated)
     has_pixel_data: bool = False  # a Pixel Data element follows the header (False: truncated or no image)
     file_size: int = 0
+    ends_in_header: bool = False  # the file ends before its Pixel Data: a copy cut short (or no image)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -248,6 +250,7 @@ def read_header(path: Path, dicom_dir: Path) -> SliceHeader:
                 return header
             header.transfer_syntax_uid = _transfer_syntax(ds)
             _locate_pixel_data(handle, ds, header)
+            header.ends_in_header = not header.has_pixel_data and handle.tell() >= header.file_size
     except Exception as error:  # noqa: BLE001 - one corrupt file is a QC row, never a crash of the cohort
         header.problem = f"unreadable DICOM header ({type(error).__name__})"
         return header
@@ -265,6 +268,7 @@ def read_header(path: Path, dicom_dir: Path) -> SliceHeader:
         header.patient_id = str(ds.get("PatientID", "") or "").strip()
         header.series_uid = fields.text(0x0020000E)
         header.study_uid = fields.text(0x0020000D)
+        header.sop_instance_uid = fields.text(0x00080018)
         header.study_date = fields.text(0x00080020)
         header.study_time = fields.text(0x00080030)
         header.image_type = tuple(v.upper() for v in fields.texts(0x00080008))

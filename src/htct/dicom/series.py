@@ -139,6 +139,59 @@ def _spacing_reason(
     return ""
 
 
+def _same_pixels(a: SliceHeader, b: SliceHeader) -> bool:
+    """Whether two slices hold the same stored pixel values (False when either cannot be read)."""
+    from htct.dicom.volume import PixelDataError, read_stored_values  # volume imports this module
+
+    try:
+        return bool(np.array_equal(read_stored_values(a), read_stored_values(b)))
+    except (PixelDataError, ValueError):
+        return False
+
+
+def drop_identical_copies(slices: list[SliceHeader]) -> tuple[list[SliceHeader], list[SliceHeader], str]:
+    """Drop the files that repeat another slice of the series: same position and identical pixels.
+
+    An export that writes one slice twice (the same SOPInstanceUID, or a re-sent copy with a new
+    one) loses nothing when the copy goes; two files at one position with different pixels are a
+    true conflict, left in place for ``classify_series`` to refuse ("duplicate slice positions").
+
+    Args:
+        slices: the headers of one series' files.
+
+    Returns:
+        (the slices kept, in their order; the copies dropped; a QC note, "" when none was dropped).
+    """
+    kept: list[SliceHeader] = []
+    at_position: dict[tuple[float, ...], list[SliceHeader]] = {}
+    dropped: list[SliceHeader] = []
+    same_uid = 0
+    for header in slices:
+        if header.position is None or len(header.position) != 3:
+            kept.append(header)
+            continue
+        key = tuple(round(value / DUPLICATE_POSITION_MM) for value in header.position)
+        original = next((other for other in at_position.get(key, []) if _same_pixels(other, header)), None)
+        if original is None:
+            at_position.setdefault(key, []).append(header)
+            kept.append(header)
+            continue
+        dropped.append(header)
+        same_uid += bool(header.sop_instance_uid) and header.sop_instance_uid == original.sop_instance_uid
+    if not dropped:
+        return slices, [], ""
+    how = (
+        "same SOPInstanceUID" if same_uid == len(dropped)
+        else "another SOPInstanceUID" if same_uid == 0
+        else f"{same_uid} with the same SOPInstanceUID"
+    )  # fmt: skip
+    note = (
+        f"{len(dropped)} identical copy(ies) of a slice dropped (same position and pixels as another file, "
+        f"{how})"
+    )
+    return kept, dropped, note
+
+
 def classify_series(
     slices: list[SliceHeader],
     min_slices: int,
