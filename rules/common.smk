@@ -225,7 +225,10 @@ def report_pages():
 
 
 def figure_caption(wildcards):
-    """A figure page's caption: report/{figure}.rst."""
+    """A figure page's caption: report/{figure}.rst; fig. 3 without lesion truth (an own cohort)
+    shows other cases and says so (report/fig3_attention_by_risk.rst)."""
+    if wildcards.figure == "fig3_attention" and not truth_scans():
+        return workflow.source_path("../report/fig3_attention_by_risk.rst")
     return workflow.source_path(f"../report/{wildcards.figure}.rst")
 
 

@@ -456,3 +456,38 @@ def test_tiny_test_sets_do_not_break_the_figures(tmp_path):
     assert "CTNet: AUC n/a" in figure_texts(fig)
     decision_curve_figure(one_class, scores, tmp_path / "dca1", synthetic=True)
     check_outputs(tmp_path / "dca1", synthetic=True)
+
+
+def test_fig3_without_lesion_truth_shows_the_extremes_of_predicted_risk_and_no_outline(tmp_path):
+    from htct.figures.attention import fig3_from_cases
+    from htct.figures.cases import choose_cases
+
+    test = pd.DataFrame({"row": [4, 7, 9, 12], "scan_id": list("abcd"), "label": [0, 1, 1, 0]})
+    p_ht = {4: 0.30, 7: 0.55, 9: 0.81, 12: 0.12}
+    cases = choose_cases(test, None, p_ht)
+    assert cases == [("Highest predicted risk: p(HT) 0.81, HT", 9, None),
+                     ("Lowest predicted risk: p(HT) 0.12, no HT", 12, None)]  # fmt: skip
+    assert choose_cases(test, None) == [("HT", 7, None), ("No HT", 4, None)]  # no predictions either
+    rng = np.random.default_rng(0)
+    stored = {
+        "titles": np.array([title for title, _, _ in cases]),
+        "volumes": rng.random((2, 1, 28, 32, 32)).astype(np.float32),
+        "brain": np.ones((2, 28, 32, 32), np.uint8),
+        "map_gradcam": rng.random((2, 28, 32, 32)).astype(np.float32),
+    }
+    choice = {
+        "input": "full_head",
+        "method": "gradcam",
+        "uses_infarct": "undecided",
+        "n_pass": 2,
+        "n_tests": 3,
+    }
+    fig = fig3_from_cases(stored, choice, {}, tmp_path / "fig3", synthetic=False)
+    text = " ".join(figure_texts(fig))
+    assert "Highest predicted risk: p(HT) 0.81, HT, slice" in text
+    assert (
+        "Cases: the test scans of highest and lowest predicted HT risk (no lesion truth in this run)." in text
+    )
+    for claim in ("outline", "synthetic", "visible", "Visible"):
+        assert claim not in text, claim
+    assert not any(ax.collections for ax in fig.axes if ax.images)  # no contour drawn

@@ -172,17 +172,25 @@ def run_variant(
     settings: AttributionSettings,
 ) -> tuple[VariantResult, list[tuple[str, int, None]]]:
     """The rule's work for one variant: its validation and test scans, figure 3's cases
-    (:func:`htct.figures.cases.choose_cases`, from the synthetic truth when there is one) and
-    :func:`attribute_variant`.
+    (:func:`htct.figures.cases.choose_cases`: from the synthetic truth when there is one, else by
+    this variant's predicted risk) and :func:`attribute_variant`.
 
     Returns:
         The result and the cases ``(title, row, None)``.
     """
     from htct.figures.cases import choose_cases
+    from htct.train.predict import predict_logits, probabilities
 
     truth = pd.read_csv(Path(truth_dir) / "scans.tsv", sep="\t", dtype=IDS) if truth_dir else None
     scans = arrays.evaluation_scans(scans_tsv, truth)
-    cases = choose_cases(scans[scans["part"] == "test"], truth)
+    test = scans[scans["part"] == "test"]
+    p_ht = None
+    if truth is None:  # no lesion known: the cases are the test scans of highest and lowest predicted risk
+        rows = test["row"].to_numpy()
+        device = next(model.parameters()).device
+        logits = predict_logits(model, arrays.volumes, rows, device=device)
+        p_ht = dict(zip(rows.tolist(), probabilities(logits).tolist(), strict=True))
+    cases = choose_cases(test, truth, p_ht)
     rows = [row for _, row, _ in cases]
     result = attribute_variant(
         model, arrays.volumes, arrays.brain_masks, arrays.lesion_masks, scans, rows, settings

@@ -1,7 +1,8 @@
 """Figure 3: the paper's two cases, CT beside the attribution map, with the infarct outline.
 
 (a) a visible infarct, (b) an infarct not yet visible on the scan (the cases of
-:func:`htct.figures.cases.choose_cases`). Left: the CT slice (brain window) with the infarct outline;
+:func:`htct.figures.cases.choose_cases`; a run without lesion truth shows the test scans of highest
+and lowest predicted risk, and draws no outline). Left: the CT slice (brain window) with the infarct outline;
 right: the same slice with the positive part of the attribution map overlaid (``inferno``), scaled
 per row from 0 to the map's maximum on the slice shown, so that its range is visible, with that
 row's colour bar in the method's units. The maps come from :mod:`htct.attribution`; which method and
@@ -200,6 +201,8 @@ def fig3_from_cases(
             else ""
         )
         rows.append(Fig3Case(str(title), cases["volumes"][k, 0], maps[k], lesion, None, note))
+    from htct.figures.cases import chosen_by_risk
+
     variant = variant_label("ctnet", str(choice["input"]))
     uses = str(choice["uses_infarct"])
     evidence = {
@@ -211,13 +214,24 @@ def fig3_from_cases(
     score = f"passes {choice['n_pass']} of {choice['n_tests']} tests" + (
         f"; fails {failed.replace('_', ' ')}" if failed else ""
     )
+    # Only what this run knows: an outline where lesion masks exist, and how the cases were chosen.
+    outline = (
+        f"Blue line: infarct outline ({'synthetic truth' if synthetic else 'the lesion masks of data.lesion_masks'}). "
+        if lesions is not None
+        else ""
+    )
+    chosen = (
+        "Cases: the test scans of highest and lowest predicted HT risk (no lesion truth in this run). "
+        if chosen_by_risk([str(title) for title in cases["titles"]])
+        else ""
+    )
     caption = (
-        f"{method.display} of {variant}: of the methods compared, the one with the "
+        f"{chosen}{method.display} of {variant}: of the methods compared, the one with the "
         f"fewest failures in the randomisation, localisation and deletion tests ({score}; table "
         f"'attribution'). {evidence} Colours: the map's "
         f"positive part, evidence that raises the predicted HT risk relative to {method.reference} "
         "(negative values are not drawn); each row is scaled from 0 to its slice's maximum (colour bar). "
-        "Blue line: infarct outline (synthetic truth). Radiological orientation (R = patient's right)."
+        f"{outline}Radiological orientation (R = patient's right)."
     )
     title = f"Figure 3. {method.display} of {variant} on test scans"
     return fig3_attention(rows, stem, synthetic, method.units, caption, title)
