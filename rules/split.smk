@@ -8,6 +8,8 @@ rule split:
         clinical=config["data"]["clinical"],
         scans="results/qc/scans.tsv",
         fixed=split_file(),
+        # Only an order: the table that explains the cohort is written before a split that may fail.
+        patients="results/qc/patients.tsv",
     output:
         split="results/split/split.tsv",
         scans="results/split/scans.tsv",
@@ -21,7 +23,7 @@ rule split:
         "../scripts/split.py"
 
 
-# Not part of rule split: the table that explains the cohort is written even when the split fails.
+# Not part of rule split (which waits for it): the table is written even when the split fails.
 rule patient_qc:
     input:
         clinical=config["data"]["clinical"],

@@ -6,7 +6,9 @@ SOPInstanceUIDs and PatientID (and a little extra noise on the pixels, so that t
 identical scans), some copies keep the exam's scout, its secondary-capture exam summaries and the
 Philips DIRFILEs; one patient has a second, later study; one patient is the tilted GE series; one
 exported patient is not in the clinical sheet (a stray) and one patient of the sheet has no DICOM.
-There is no readers sheet: most hospital cohorts have no reader study.
+One copy lost its top slice to an interrupted transfer (the file ends before its SeriesInstanceUID)
+and one holds a byte-identical second copy of a slice. There is no readers sheet: most hospital
+cohorts have no reader study. `build_small_cohort` writes the smallest cohort that can be split.
 
 Used by tests/test_own_cohort.py; `python tests/own_cohort.py DEST` writes one for a manual run.
 """
@@ -38,6 +40,10 @@ TILTED = "H13"
 STRAY = "MRN-STRAY"
 """A PatientID exported from PACS that matches no row of the clinical sheet."""
 WITHOUT_DICOM = "H14"
+TRUNCATED = "H05"
+"""Its series' top slice is cut short before its SeriesInstanceUID: kept with 27 of 28 slices."""
+DUPLICATED = "H06"
+"""Its series holds one slice twice (a byte-identical copy): the copy is dropped, the series kept."""
 NOISE_HU = 8.0
 
 
@@ -78,6 +84,22 @@ def _copy_series(
         ds.save_as(target / path.name, enforce_file_format=True)
 
 
+def _edge_slice(folder: Path) -> Path:
+    """The file of the series in `folder` at the top of the head (largest z)."""
+    images = [path for path in sorted(folder.iterdir()) if path.name != "DIRFILE"]
+    return max(
+        images, key=lambda path: float(pydicom.dcmread(path, stop_before_pixels=True).ImagePositionPatient[2])
+    )
+
+
+def cut_before_series_uid(path: Path) -> None:
+    """Truncate a DICOM file just before its SeriesInstanceUID (0020,000E), as an interrupted copy."""
+    data = path.read_bytes()
+    end = data.find(b"\x20\x00\x0e\x00", 132)  # explicit VR little endian: group, element
+    assert end > 0, path
+    path.write_bytes(data[:end])
+
+
 def build_own_cohort(root: str | Path, dcm_qa_ct: str | Path = DCM_QA_CT, seed: int = 14) -> dict[str, Path]:
     """Write the cohort under `root`: dicom/ (a PACS-like tree) and clinical.csv; no readers sheet.
 
@@ -102,6 +124,12 @@ def build_own_cohort(root: str | Path, dcm_qa_ct: str | Path = DCM_QA_CT, seed: 
         if patient in WITH_SCOUT_AND_SUMMARY:
             _copy_series(philips / PHILIPS_SCOUT, dicom / mrn / "study1" / "scout", mrn, study, None)
             _copy_series(philips / PHILIPS_SUMMARY, dicom / mrn / "study1" / "summary", mrn, study, None)
+        axial = dicom / mrn / "study1" / "axial"
+        if patient == TRUNCATED:
+            cut_before_series_uid(_edge_slice(axial))
+        if patient == DUPLICATED:  # a slice sent twice by the PACS: the same file under a second name
+            first = sorted(path for path in axial.iterdir() if path.name != "DIRFILE")[0]
+            shutil.copyfile(first, axial / f"{first.name}_copy")
         if patient == SECOND_STUDY:  # a follow-up CT a day later: the patient's scan2
             _copy_series(
                 philips / PHILIPS_AXIAL, dicom / mrn / "study2", mrn, generate_uid(), rng, "20150207"
@@ -121,6 +149,22 @@ def build_own_cohort(root: str | Path, dcm_qa_ct: str | Path = DCM_QA_CT, seed: 
         )
     )
     return {"dicom": dicom, "clinical": clinical}
+
+
+def build_small_cohort(
+    root: str | Path, labels: tuple[int, ...] = (0, 1, 0, 1), dcm_qa_ct: str | Path = DCM_QA_CT, seed: int = 4
+) -> dict[str, Path]:
+    """The smallest cohort: one Philips copy per patient S01, S02, ... with the given HT labels."""
+    root, philips = Path(root), Path(dcm_qa_ct) / PHILIPS
+    rng = np.random.default_rng(seed)
+    for k in range(1, len(labels) + 1):
+        _copy_series(philips / PHILIPS_AXIAL, root / "dicom" / f"MRN-S{k}", f"MRN-S{k}", generate_uid(), rng)
+    clinical = root / "clinical.csv"
+    clinical.write_text(
+        CLINICAL_HEADER
+        + "".join(f"S{k:02d},MRN-S{k},{label},70,F,none\n" for k, label in enumerate(labels, 1))
+    )
+    return {"dicom": root / "dicom", "clinical": clinical}
 
 
 def own_cohort_config(path: str | Path, cohort: dict[str, Path], **sections: dict) -> Path:

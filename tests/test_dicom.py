@@ -713,7 +713,7 @@ def test_identical_copy_of_a_slice_is_dropped_with_a_note_and_a_conflict_exclude
         row = qc_row(qc, series_key(uids[case]))
         assert row["status"] == "kept" and (row["n_files"], row["n_slices"]) == ("25", "24")
         assert row["notes"].startswith(
-            f"1 identical copy(ies) of a slice dropped (same position and pixels as another file, {how})"
+            f"1 identical copy of a slice dropped (same position and pixels as another file, {how})"
         )
     conflict = qc_row(qc, series_key(uids["conflict"]))
     assert conflict["status"] == "excluded" and conflict["n_files"] == "25"

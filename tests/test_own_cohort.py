@@ -4,9 +4,12 @@ The cohort (tests/own_cohort.py) is made from the real head-CT series of ../shar
 copies of the Philips 5 mm series with new Study/Series/SOP UIDs and PatientIDs, some with the
 exam's scout and secondary captures, the Philips DIRFILEs, a patient with a second study, a stray
 patient not in the clinical sheet, a patient without DICOM, and the GE series with an 18.5 degree
-gantry tilt, which must be kept and tilt-corrected. A site's config (data.synthetic: false, its
+gantry tilt, which must be kept and tilt-corrected, a top slice cut short before its
+SeriesInstanceUID and a byte-identical copy of a slice. A site's config (data.synthetic: false, its
 DICOM folder and clinical sheet, nothing else of data:) runs the whole DAG at test sizes (32 px,
-2 epochs) in about four minutes on 2 cores; then `htct predict` runs on its series.
+2 epochs) in about four minutes on 2 cores; then `htct predict` runs on its series. The smallest
+cohort that can be split (4 patients, 2 per label) runs up to the split, and with 3 + 1 fails there
+with one line, its QC tables written.
 """
 
 from __future__ import annotations
@@ -24,15 +27,20 @@ import pytest
 import yaml
 from conftest import copy_workflow, run_snakemake
 from own_cohort import (
+    DUPLICATED,
     N_PHILIPS_PATIENTS,
     SECOND_STUDY,
     STRAY,
     TILTED,
+    TRUNCATED,
     WITH_SCOUT_AND_SUMMARY,
     WITHOUT_DICOM,
     build_own_cohort,
+    build_small_cohort,
     own_cohort_config,
 )
+
+from htct.dicom import file_key
 
 pytestmark = pytest.mark.slow
 
@@ -92,9 +100,67 @@ def test_qc_series_table_accounts_for_every_file_of_the_export(own_run):
     assert len(stray) == 1 and stray["patient_id"].iloc[0] == "" and stray["n_slices"].iloc[0] == "28"
     directory_files = excluded[excluded["reason"].str.startswith("DICOMDIR")]
     assert len(directory_files) == sum(1 for _ in cohort["dicom"].rglob("DIRFILE"))
-    assert len(kept) + len(scouts) + len(captures) + len(stray) + len(directory_files) == len(qc), by_reason
+    cut = excluded[excluded["reason"].str.startswith("DICOM file without SeriesInstanceUID")]
+    assert list(cut["patient_id"]) == [TRUNCATED]
+    n_rows = len(kept) + len(scouts) + len(captures) + len(stray) + len(directory_files) + len(cut)
+    assert n_rows == len(qc), by_reason
     # No PHI: the stray patient's PatientID appears nowhere.
     assert STRAY not in (workdir / "results/qc/series.tsv").read_text()
+
+
+def test_edge_slice_cut_short_is_on_its_patients_row_and_the_scan_says_it_lost_a_slice(own_run):
+    workdir, cohort, _ = own_run
+    qc = read_tsv(workdir / "results/qc/series.tsv")
+    axial = cohort["dicom"] / "MRN-0005" / "study1" / "axial"
+    (broken,) = [path for path in axial.iterdir() if path.name != "DIRFILE" and path.stat().st_size < 10_000]
+    key = file_key(broken.relative_to(cohort["dicom"]))
+    (scan,) = qc[(qc["patient_id"] == TRUNCATED) & (qc["status"] == "kept")].to_dict("records")
+    assert scan["n_slices"] == "27"
+    assert scan["notes"].startswith(f"27 of 28 slices: 1 unreadable file (series_key {key} in this table)")
+    (row,) = qc[qc["series_key"] == key].to_dict("records")
+    assert row["patient_id"] == TRUNCATED and row["status"] == "excluded"
+    assert row["reason"] == (
+        f"DICOM file without SeriesInstanceUID (file of {broken.stat().st_size} bytes that ends before its "
+        f"pixel data: a slice of series {scan['series_key']} in its folder?)"
+    )
+
+
+def test_identical_copy_of_a_slice_is_dropped_and_the_scan_kept(own_run):
+    workdir, _, _ = own_run
+    qc = read_tsv(workdir / "results/qc/series.tsv")
+    (scan,) = qc[(qc["patient_id"] == DUPLICATED) & (qc["status"] == "kept")].to_dict("records")
+    assert (scan["n_files"], scan["n_slices"]) == ("29", "28")
+    assert scan["notes"].startswith(
+        "1 identical copy of a slice dropped (same position and pixels as another file, same SOPInstanceUID)"
+    )
+
+
+def test_console_has_no_spurious_warning_and_ends_with_the_excluded_patients(own_run):
+    _, _, result = own_run
+    console = result.stdout + result.stderr
+    assert "Empty file path" not in console
+    assert (
+        f"HTCT: 1 of {N_PHILIPS_PATIENTS + 2} patient(s) of the clinical sheet excluded ({WITHOUT_DICOM}); "
+        "the reasons are in results/qc/patients.tsv"
+    ) in result.stderr
+
+
+def test_fig3_on_an_own_cohort_claims_no_lesion_truth(own_run):
+    workdir, _, _ = own_run
+    with np.load(workdir / "results/attribution/full_head/cases.npz") as stored:
+        titles, rows = [str(title) for title in stored["titles"]], stored["rows"].tolist()
+        assert "lesion" not in stored.files
+    predictions = read_tsv(workdir / "results/predictions/ctnet.tsv")
+    test = predictions[predictions["split"] == "test"].astype({"p_ht": float})
+    highest, lowest = test.sort_values("p_ht").iloc[-1], test.sort_values("p_ht").iloc[0]
+    assert titles[0].startswith(f"Highest predicted risk: p(HT) {highest['p_ht']:.2f}")
+    assert titles[1].startswith(f"Lowest predicted risk: p(HT) {lowest['p_ht']:.2f}")
+    index = read_tsv(workdir / "results/arrays/index.tsv").set_index("row")
+    assert [index.loc[str(row), "scan_id"] for row in rows] == [highest["scan_id"], lowest["scan_id"]]
+    page = (workdir / "results/report/figures/fig3_attention.html").read_text()
+    assert "highest and (b) the lowest predicted HT risk" in page
+    for claim in ("synthetic truth", "not yet visible", "visible infarct", "outline in blue"):
+        assert claim not in page, claim
 
 
 def test_tilted_ge_series_is_kept_and_tilt_corrected(own_run):
@@ -204,3 +270,50 @@ def test_htct_predict_batch_on_the_cohorts_series_matches_the_converted_scans(ow
     prediction = json.loads((out / "H01" / "prediction.json").read_text())
     qc = read_tsv(workdir / "results/qc/series.tsv").set_index("scan_id")
     assert prediction["series"]["series_key"] == qc.loc["H01_scan1", "series_key"]
+
+
+# --- The smallest cohort: 4 patients, 2 per label ------------------------------------------------------
+
+
+def snakemake_targets(workdir: Path, config: Path, *targets: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", *targets, "--configfile", str(config)]
+    return subprocess.run(command, cwd=workdir, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def small_cohort(shared_data, tmp_path_factory) -> tuple[Path, Path, dict[str, Path]]:
+    root = tmp_path_factory.mktemp("small_cohort")
+    cohort = build_small_cohort(root / "cohort", (0, 1, 0, 1), shared_data / "dcm_qa_ct")
+    workdir = copy_workflow(root / "workflow")
+    split = {"seed": 3, "test_fraction": 0.1, "val_fraction": 0.15}  # the defaults' size: 1 test patient of 4
+    return workdir, own_cohort_config(workdir / "four.yaml", cohort, split=split), cohort
+
+
+def test_four_patients_two_per_label_are_split_and_a_class_of_one_stops_with_one_line(small_cohort):
+    workdir, config, cohort = small_cohort
+    dry = snakemake_targets(workdir, config, "-n")  # the whole DAG of an own cohort: no spurious warning
+    assert dry.returncode == 0, dry.stderr
+    assert "Empty file path" not in dry.stdout + dry.stderr
+    result = snakemake_targets(workdir, config, "results/split/split.tsv")
+    assert result.returncode == 0, result.stderr
+    split = read_tsv(workdir / "results/split/split.tsv")
+    assert split.groupby("part")["label"].apply(sorted).to_dict() == {
+        "test": ["0", "1"], "train": [split.loc[split["part"] == "train", "label"].iloc[0]],
+        "val": [split.loc[split["part"] == "val", "label"].iloc[0]],
+    }  # fmt: skip
+    log = (workdir / "logs/split.log").read_text()
+    assert "test part: 2 patient(s) instead of 1" in log and "val part drawn without stratification" in log
+    assert "HTCT: all 4 patient(s) of the clinical sheet included" in result.stderr
+    # One patient fewer with HT: nothing to split by; one line names the counts, the QC tables are there.
+    clinical = cohort["clinical"].read_text().replace("S04,MRN-S4,1", "S04,MRN-S4,0")
+    cohort["clinical"].write_text(clinical)
+    (workdir / "results/qc/patients.tsv").unlink()
+    failed = snakemake_targets(workdir, config, "results/split/split.tsv")
+    assert failed.returncode != 0
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("HTCT-ERROR")]
+    assert len(errors) == 1 and "Traceback" not in (workdir / "logs/split.log").read_text()
+    assert errors[0].startswith(
+        "HTCT-ERROR: cannot stratify the split: patients with a kept scan per label {0: 3, 1: 1}"
+    )
+    patients = read_tsv(workdir / "results/qc/patients.tsv")
+    assert list(patients["status"]) == ["included"] * 4

@@ -185,10 +185,10 @@ def drop_identical_copies(slices: list[SliceHeader]) -> tuple[list[SliceHeader],
         else "another SOPInstanceUID" if same_uid == 0
         else f"{same_uid} with the same SOPInstanceUID"
     )  # fmt: skip
-    note = (
-        f"{len(dropped)} identical copy(ies) of a slice dropped (same position and pixels as another file, "
-        f"{how})"
+    copies = (
+        "1 identical copy of a slice" if len(dropped) == 1 else f"{len(dropped)} identical copies of slices"
     )
+    note = f"{copies} dropped (same position and pixels as another file, {how})"
     return kept, dropped, note
 
 
