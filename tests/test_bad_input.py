@@ -214,7 +214,9 @@ def corpus(tmp_path_factory):
     clinical_csv(root / "data" / "clinical.csv")
     workdir = copy_workflow(root / "workflow")
     config = write_config(workdir / "corpus.yaml", root / "data")
-    result = snakemake(workdir, config, "results/qc/patients.tsv", "results/arrays/index.tsv")
+    result = snakemake(
+        workdir, config, "results/qc/patients.tsv", "results/split/split.tsv", "results/arrays/index.tsv"
+    )
     logs = {log.name: log.read_text() for log in (workdir / "logs").rglob("*.log")}
     assert result.returncode == 0, f"{result.stderr[-4000:]}\n{logs}"
     qc = pd.read_csv(workdir / "results/qc/series.tsv", sep="\t", dtype=str, keep_default_na=False)
@@ -343,8 +345,8 @@ def test_patients_without_a_usable_scan_are_listed(corpus):
     assert set(by_id.index[by_id["status"] == "included"]) == {f"P0{k}" for k in range(1, 9)}
     split = pd.read_csv(workdir / "results/split/split.tsv", sep="\t")
     assert set(split["patient_id"]) == {f"P0{k}" for k in range(1, 9)}
-    assert "WARNING 2 of 10 patient(s) of the clinical sheet are excluded" in logs["split.log"]
-    assert "N10: no DICOM series" in logs["split.log"]
+    assert "WARNING 2 of 10 patient(s) of the clinical sheet are excluded" in logs["patient_qc.log"]
+    assert "N10: no DICOM series" in logs["patient_qc.log"]
 
 
 def test_duplicate_patient_in_a_real_run_ends_with_one_line(corpus, tmp_path):
