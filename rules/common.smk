@@ -195,10 +195,9 @@ FIG1_OMITTED_RULES = [
     "training_page",
     "qc_tables",
     "front_page",
-    "patient_qc",
 ]
-"""Rules figure 1 leaves out: the target `all`, the rules that only present results and the
-patients' QC table (the figure shows the method's data flow)."""
+"""Rules figure 1 leaves out: the target `all` and the rules that only present results (the
+figure shows the method's data flow)."""
 
 
 def figures():
