@@ -65,7 +65,7 @@ def make_split(
         raise HTCTInputError(
             f"cannot stratify the split: patients with a kept scan per label {counts.to_dict()}; "
             "each label needs at least 2 (one for the test part, one for training); "
-            "see results/qc/patients.tsv for the patients left out"
+            "results/qc/patients.tsv says which patients have a kept scan and why the others do not"
         )
     rest, test = _hold_out(patients, test_fraction, seed, "test")
     split = patients.set_index("patient_id")
