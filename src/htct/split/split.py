@@ -109,9 +109,9 @@ def _hold_out(
     rest, held = train_test_split(patients, test_size=n_held, random_state=seed)
     log.warning(
         "%s part drawn without stratification: patients per label %s are too few to stratify (each "
-        "label needs 2); %d patient(s) drawn at random; labels missing from the %s part: %s, from the "
-        "rest: %s",
-        part, counts.to_dict(), n_held, part, _missing_labels(held, counts), _missing_labels(rest, counts),
+        "label needs 2); %d patient(s) drawn at random; labels missing from the %s part: %s, from the %s: %s",
+        part, counts.to_dict(), n_held, part, _missing_labels(held, counts),
+        "training part" if part == "val" else "rest", _missing_labels(rest, counts),
     )  # fmt: skip
     return rest, held
 
