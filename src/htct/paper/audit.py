@@ -373,6 +373,23 @@ def ppv_from_f1(f1: tuple[float, float], sensitivity: tuple[float, float]) -> tu
     return _corners(lambda f, s: f * s / (2 * s - f) if 2 * s - f > EPSILON else math.nan, [f1, sensitivity])
 
 
+def split_probability(low: float, high: float, n: int, cohort_shares: Iterable[float]) -> float:
+    """Two-sided binomial p of a test set's HT share under a random split of the cohort.
+
+    Args:
+        low: lowest implied HT share of the test set.
+        high: highest.
+        n: test scans.
+        cohort_shares: the cohort's HT share(s) as printed.
+
+    Returns:
+        The largest two-sided exact binomial p over the HT counts k/n in [low, high] (the nearest
+        integer when none is) and the cohort shares: the most favourable reading.
+    """
+    ks = numerators(max(low, 0.0), min(high, 1.0), n) or [min(n, max(0, round(n * (low + high) / 2)))]
+    return max(stats.binomtest(k, n, share).pvalue for k in ks for share in cohort_shares)
+
+
 def check_prevalence(values: PaperValues, alpha: float = 0.01) -> list[Finding]:
     """The HT share of the test set each rater row implies, against the cohort's HT share.
 
@@ -422,6 +439,8 @@ def check_prevalence(values: PaperValues, alpha: float = 0.01) -> list[Finding]:
             detail += "; cohort HT share " + ", ".join(f"{100 * p:.1f}%" for p, _, _ in ranges)
             detail += f" gives {test_n} random test scans {100 * min(r[1] for r in ranges):.1f}–"
             detail += f"{100 * max(r[2] for r in ranges):.1f}% ({100 * (1 - alpha):.0f}% binomial range)"
+            p_value = split_probability(low, high, test_n, [r[0] for r in ranges])
+            detail += f"; probability of so many or so few HT scans under a random split p = {p_value:.2g}"
             if high < min(r[1] for r in ranges) or low > max(r[2] for r in ranges):
                 result = INCONSISTENT
         findings.append(Finding("implied prevalence", subject, inputs, result, detail))
