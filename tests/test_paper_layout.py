@@ -1,0 +1,135 @@
+"""Tables 1-3 in the paper's layout (htct.paper.layout): cells, marks, the oracle row and the counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from htct.paper.comparison import REPRODUCED_COLUMNS
+from htct.paper.layout import LOST, ORACLE_ROW, layout_html, paper_cell, paper_layout
+from htct.paper.values import load_paper_values, paper_values_from_dict
+
+VALUES_FILE = Path(__file__).resolve().parents[1] / "resources" / "paper" / "zhang2026.yaml"
+
+
+def _entry(entry_id: str, row: str, column: str, value: float | None, **extra) -> dict:
+    status = extra.pop("status", "read" if value is not None else "missing")
+    return {
+        "id": entry_id,
+        "section": "Table 2",
+        "row": row,
+        "column": column,
+        "quantity": entry_id,
+        "value": value,
+        "decimals": 2,
+        "unit": "percent",
+        "status": status,
+        **({"source": "constructed"} if value is not None else {}),
+        **extra,
+    }
+
+
+def _reproduced(ids: list[str], value: float = 50.0, oracle: float | None = 70.0) -> pd.DataFrame:
+    frame = pd.DataFrame({"id": ids})
+    for column in REPRODUCED_COLUMNS[1:]:
+        frame[column] = np.nan
+    frame["reproduced"], frame["reproduced_low"], frame["reproduced_high"] = value, value - 10, value + 10
+    if oracle is not None:
+        frame["oracle"], frame["oracle_low"], frame["oracle_high"] = oracle, oracle - 5, oracle + 5
+    frame["reproduced_from"] = ""
+    return frame
+
+
+def test_cells_marks_and_the_oracle_row_on_a_constructed_table() -> None:
+    values = paper_values_from_dict(
+        {
+            "paper": {"citation": "constructed", "text_source": "tests"},
+            "entries": [
+                _entry("t.a.acc", "A", "Accuracy", 64.0, ci=[52.5, 73.8], ci_decimals=1),
+                _entry("t.a.spec", "A", "Specificity", None),
+                _entry("t.b.acc", "B", "Accuracy", 74.52, status="inferred", inference="from the text"),
+                _entry(
+                    "t.b.spec",
+                    "B",
+                    "Specificity",
+                    80.29,
+                    status="inferred",
+                    inference="the row agrees with itself",
+                    quote="80.29",
+                ),
+            ],
+        },
+        "constructed",
+    )
+    layout = paper_layout(values, _reproduced(["t.a.acc", "t.a.spec", "t.b.acc", "t.b.spec"]), "Table 2")
+    cells = layout.cells.set_index("id")
+    assert cells.loc["t.a.acc", ["paper", "run", "note"]].tolist() == [
+        "64.00 (52.5–73.8)",
+        "50.00 (40.00–60.00)",
+        "",
+    ]
+    assert cells.loc["t.a.spec", ["paper", "note"]].tolist() == [LOST, "*"]
+    # two arguments, two marks; each footnote says the cell is inferred and why
+    assert cells.loc["t.b.acc", "note"] == "†" and cells.loc["t.b.spec", "note"] == "††"
+    assert layout.footnotes["††"] == "inferred, not read: the row agrees with itself"
+    # printed cells: the read one and the inferred one that survived in the table (it has a quote)
+    assert (layout.printed, layout.shown) == (2, 2)
+    assert layout.oracle == {"Accuracy": "70.00 (65.00–75.00)", "Specificity": "70.00 (65.00–75.00)"}
+    page = layout_html(layout, synthetic=True, citation="constructed")
+    assert page.count(ORACLE_ROW) == 2  # the row and its note: one oracle, stated once
+    assert "SYNTHETIC" in page and "2 of the 2 cells" in page and "1 lost (*)" in page
+    assert "inferred, not read: from the text" in page
+    # a run that is not synthetic has no oracle row
+    plain = paper_layout(
+        values, _reproduced(["t.a.acc", "t.a.spec", "t.b.acc", "t.b.spec"], oracle=None), "Table 2"
+    )
+    assert plain.oracle == {} and ORACLE_ROW not in layout_html(plain, synthetic=False, citation="c")
+    with pytest.raises(ValueError, match="no entries of Table 3"):
+        paper_layout(values, _reproduced([]), "Table 3")
+
+
+def test_paper_cells_print_as_the_page_prints_them() -> None:
+    entry = pd.Series(
+        {"value": 74.05, "decimals": 2, "count": 351.0, "sd": np.nan, "ci": None, "ci_decimals": np.nan}
+    )
+    assert paper_cell(entry) == "351 (74.05)"
+    age = pd.Series(
+        {"value": 62.45, "decimals": 2, "count": np.nan, "sd": 11.85, "ci": None, "ci_decimals": np.nan}
+    )
+    assert paper_cell(age) == "62.45 ± 11.85"
+    zero = pd.Series(
+        {"value": 0.0, "decimals": 2, "count": 0.0, "sd": np.nan, "ci": None, "ci_decimals": np.nan}
+    )
+    assert paper_cell(zero) == "0 (0.00)"
+
+
+def test_the_papers_three_tables_have_the_papers_rows_columns_and_printed_cells() -> None:
+    values = load_paper_values(VALUES_FILE)
+    reproduced = _reproduced(list(values.entries["id"]))
+    expected = {
+        "Table 1": (24, ["Total", "Training", "Test"], 8),
+        "Table 2": (52, ["Accuracy", "Sensitivity", "Specificity", "PPV", "F1", "AUC"], 10),
+        "Table 3": (9, ["Accuracy", "Sensitivity", "Specificity", "F1"], 3),
+    }
+    for section, (printed, columns, n_rows) in expected.items():
+        layout = paper_layout(values, reproduced, section)
+        assert (layout.printed, layout.shown) == (printed, printed), section
+        assert list(dict.fromkeys(layout.cells["column"])) == columns
+        assert layout.cells["row"].nunique() == n_rows
+    table2 = paper_layout(values, reproduced, "Table 2")
+    rows = list(dict.fromkeys(table2.cells["row"]))
+    assert rows == ["CTNet", *(f"Clinician {r}" for r in range(1, 9)), "Average (clinician)"]
+    cells = table2.cells.set_index("id")
+    assert (
+        cells.loc["table2.ctnet.ppv", "paper"] == "87.48 (79.5–96.7)"
+        and cells.loc["table2.ctnet.ppv", "note"]
+    )
+    assert (
+        cells.loc[[f"table2.clinician{r}.{m}" for r in (4, 8) for m in ("specificity", "ppv")], "paper"]
+        == LOST
+    ).all()
+    table3 = paper_layout(values, reproduced, "Table 3")
+    assert list(dict.fromkeys(table3.cells["row"])) == ["Marcin Woz nia", "Soundari D V", "CTNet"]
