@@ -35,11 +35,7 @@ result["claims"].to_csv(out.claims_tsv, sep="\t", index=False)
     out.mrmc, sep="\t", index=False
 )
 for table, output, title in (
-    (
-        "comparison",
-        out.comparison,
-        "The paper's published numbers beside this run's (95% CI, patient-level bootstrap)",
-    ),
+    ("comparison", out.comparison, result["comparison_title"]),
     ("claims_table", out.claims, "The paper's claims, decided on this run"),
 ):
     write_table(result[table], Path(output).with_suffix(""), title, snakemake.params.synthetic)

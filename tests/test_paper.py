@@ -385,7 +385,7 @@ def test_reproduced_values_come_from_the_tidy_outputs_in_the_papers_units() -> N
     assert table.loc["m.acc", "Oracle (95% CI)"] == "70.00 (60.00–80.00)"
     assert table.loc["r.min", "Paper"] == "about 28"
     assert table.loc["t.age", "Paper"] == "62.45 ± 11.85"
-    assert table.loc["x.missing", ["Paper", "Reproduced (95% CI)"]].tolist() == ["—", "—"]
+    assert table.loc["x.missing", ["Paper", "Reproduced (95% CI)"]].tolist() == ["lost", "—"]
     assert "Oracle (95% CI)" not in comparison_table(values, reproduced.reset_index(), synthetic=False)
 
 

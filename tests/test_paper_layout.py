@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from htct.paper.comparison import REPRODUCED_COLUMNS
+from htct.paper.comparison import REPRODUCED_COLUMNS, comparison_counts, comparison_table, comparison_title
 from htct.paper.layout import LOST, ORACLE_ROW, layout_html, paper_cell, paper_layout
 from htct.paper.values import load_paper_values, paper_values_from_dict
 
@@ -133,3 +133,40 @@ def test_the_papers_three_tables_have_the_papers_rows_columns_and_printed_cells(
     ).all()
     table3 = paper_layout(values, reproduced, "Table 3")
     assert list(dict.fromkeys(table3.cells["row"])) == ["Marcin Woz nia", "Soundari D V", "CTNet"]
+
+
+def test_the_comparison_shows_every_printed_cell_with_units_and_one_oracle_per_metric() -> None:
+    values = load_paper_values(VALUES_FILE)
+    reproduced = _reproduced(list(values.entries["id"]))
+    auc = reproduced["id"].str.endswith(".auc")
+    text_auc = reproduced["id"].isin(["text.ctnet.auc", "text.ctnet.auc_results"])
+    reproduced.loc[text_auc, ["reproduced", "reproduced_low", "reproduced_high"]] = [0.5, 0.4, 0.6]
+    reproduced.loc[text_auc, ["oracle", "oracle_low", "oracle_high"]] = [0.7, 0.65, 0.75]
+    assert auc.any()
+    table = comparison_table(values, reproduced, synthetic=True)
+    by_id = table.assign(id=values.entries["id"].to_numpy()).set_index("id")
+    # every printed cell is the paper's value; lost ones say so; inferred ones carry the dagger and argument
+    assert by_id.loc["table2.clinician1.accuracy", "Paper"] == "64.00 (52.5–73.8)"
+    assert by_id.loc["table1.test.male", "Paper"] == "47 (77.05)"
+    assert by_id.loc["table2.clinician4.specificity", "Paper"] == LOST
+    assert by_id.loc["table2.ctnet.ppv", "Paper"] == "87.48 (79.5–96.7) †"
+    assert "† inferred: CTNet's row keeps two cells" in by_id.loc["table2.ctnet.ppv", "Source and note"]
+    assert not table["Status"].isin(["verified", "unverified"]).any()
+    # the difference says its unit: percentage points for percentages, AUC units for a fractional AUC
+    assert by_id.loc["table2.clinician1.accuracy", "Difference"] == "-14.00 pp"
+    assert by_id.loc["text.ctnet.auc", "Difference"] == "-0.342 AUC"
+    assert by_id.loc["text.patients", "Difference"] == ""
+    # one oracle per metric and section: on Table 2's first accuracy row only
+    table2_accuracy = by_id[by_id.index.str.match(r"table2\..*\.accuracy")]["Oracle (95% CI)"]
+    assert table2_accuracy.tolist()[0] == "70.00 (65.00–75.00)" and set(table2_accuracy.tolist()[1:]) == {""}
+    counts = comparison_counts(values, table)
+    assert counts == {
+        "printed": 85,
+        "shown": 85,
+        "inferred": 8,
+        "inferred_from_text": 6,
+        "lost": 6,
+        "text": 52,
+    }
+    title = comparison_title(values, table)
+    assert "85 of the 85 cells the stored page prints are shown as the paper's value" in title

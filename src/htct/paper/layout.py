@@ -29,6 +29,7 @@ LOST = "lost"
 ORACLE_ROW = "Oracle (image-only ceiling)"
 LAYOUT_STYLE = """
 table.layout td, table.layout th { white-space: normal; vertical-align: top; }
+table.layout tbody th { text-align: left; font-weight: 600; }
 table.layout td.cell { text-align: right; min-width: 7.5rem; }
 table.layout .paper { display: block; font-weight: 600; }
 table.layout .run { display: block; color: #475569; }
