@@ -164,9 +164,9 @@ def test_the_comparison_shows_every_printed_cell_with_units_and_one_oracle_per_m
         "printed": 85,
         "shown": 85,
         "inferred": 8,
-        "inferred_from_text": 6,
+        "inferred_from_text": 5,
         "lost": 6,
-        "text": 52,
+        "text": 40,
     }
     title = comparison_title(values, table)
     assert "85 of the 85 cells the stored page prints are shown as the paper's value" in title
