@@ -12,6 +12,7 @@ report_input_errors()
 
 import pandas as pd
 
+from htct.paper.comparison import comparison_html
 from htct.paper.run import compare_with_run
 from htct.tables import write_table
 
@@ -39,3 +40,8 @@ for table, output, title in (
     ("claims_table", out.claims, "The paper's claims, decided on this run"),
 ):
     write_table(result[table], Path(output).with_suffix(""), title, snakemake.params.synthetic)
+# The comparison's page for the report: numbers only in columns, sources under the quantity (fits the panel)
+Path(out.comparison).write_text(
+    comparison_html(result["comparison"], result["comparison_title"], snakemake.params.synthetic),
+    encoding="utf-8",
+)

@@ -10,6 +10,7 @@ count kinds) and the clinical sheet with the split (Table 1, via
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ import pandas as pd
 from htct.evaluate import bootstrap_metrics
 from htct.paper.layout import LOST, paper_cell
 from htct.paper.values import PaperValues
+from htct.report.html import html_document, notice_html
 
 ORACLE = "oracle"
 REPRODUCED_COLUMNS = [
@@ -280,3 +282,70 @@ def comparison_table(values: PaperValues, reproduced: pd.DataFrame, synthetic: b
         row["Source and note"] = "; ".join(notes)
         rows.append(row)
     return pd.DataFrame(rows).set_index(["Section", "Quantity"])
+
+
+COMPARISON_STYLE = """
+body { margin: 1rem; }
+table.comparison { width: 100%; max-width: 72rem; }
+table.comparison td, table.comparison th { white-space: normal; vertical-align: top; padding: 0.25rem 0.3rem; }
+table.comparison td.number, table.comparison th.number { text-align: right; }
+table.comparison td.quantity { min-width: 8rem; }
+table.comparison tr.section th { background: #f1f5f9; text-align: left; padding-top: 0.5rem; }
+table.comparison .source { display: block; font-size: 0.74rem; color: #64748b; max-width: 34rem; }
+.notes { font-size: 0.85rem; max-width: 60rem; padding-left: 1.2rem; }
+.notes li { margin: 0.15rem 0; }
+"""
+
+
+def comparison_html(table: pd.DataFrame, title: str, synthetic: bool) -> str:
+    """The comparison as a report page that fits a narrow panel: no column of sentences beside the numbers.
+
+    Each entry's source and note sit in small type under its quantity, the status as a mark on the paper's
+    value, the sections as header rows; the notes above the table say what the columns and marks mean. At
+    the report's item width (about 620 px at a 1400 px window with the menu open) every column shows.
+
+    Args:
+        table: :func:`comparison_table`.
+        title: :func:`comparison_title`.
+        synthetic: whether the run is the synthetic cohort (the notice, the oracle column).
+
+    Returns:
+        A complete HTML document.
+    """
+    headline, _, notes = title.partition(". ")
+    columns = ["Paper", "Reproduced (95% CI)", "Difference"] + (
+        ["Oracle (95% CI)"] if "Oracle (95% CI)" in table.columns else []
+    )
+    names = {"Reproduced (95% CI)": "This run (95% CI)", "Difference": "This run − paper"}
+    head = "<th>Quantity</th>" + "".join(
+        f'<th class="number">{html.escape(names.get(c, c))}</th>' for c in columns
+    )
+    body, section = [], None
+    for (this_section, quantity), row in table.iterrows():
+        if this_section != section:
+            section = this_section
+            body.append(
+                f'<tr class="section"><th colspan="{len(columns) + 1}">{html.escape(section)}</th></tr>'
+            )
+        source = row["Source and note"]
+        cells = "".join(f'<td class="number">{html.escape(str(row[c]))}</td>' for c in columns)
+        body.append(
+            f'<tr><td class="quantity">{html.escape(str(quantity))}'
+            + (f'<span class="source">{html.escape(source)}</span>' if source else "")
+            + f"</td>{cells}</tr>"
+        )
+    items = [s.strip() for s in notes.split(". ") if s.strip()]
+    items.append(
+        "† inferred: a cell whose column the page's text extraction lost, placed by the argument under its "
+        "quantity; lost: a cell the extraction lost, with no value in the text."
+    )
+    page = (
+        notice_html(synthetic)
+        + f"<h1>{html.escape(headline)}</h1>\n"
+        + '<ul class="notes">'
+        + "".join(f"<li>{html.escape(item.rstrip('.'))}.</li>" for item in items)
+        + "</ul>\n"
+        + f'<table class="comparison"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>\n'
+    )
+    document = html_document(headline, page)
+    return document.replace("</style>", COMPARISON_STYLE + "</style>", 1)

@@ -28,11 +28,14 @@ LOST = "lost"
 """What a cell shows where the stored page lost the paper's value."""
 ORACLE_ROW = "Oracle (image-only ceiling)"
 LAYOUT_STYLE = """
-table.layout td, table.layout th { white-space: normal; vertical-align: top; }
+body { margin: 1rem; }
+table.layout { font-size: 0.78rem; }
+table.layout td, table.layout th { white-space: normal; vertical-align: top; padding: 0.25rem 0.3rem; }
+table.layout .ci { display: block; font-weight: normal; }
 table.layout tbody th { text-align: left; font-weight: 600; }
-table.layout td.cell { text-align: right; min-width: 7.5rem; }
+table.layout td.cell { text-align: right; }
 table.layout .paper { display: block; font-weight: 600; }
-table.layout .run { display: block; color: #475569; }
+table.layout .run { display: block; color: #475569; margin-top: 0.15rem; }
 table.layout tr.oracle td { background: #f8fafc; font-style: italic; }
 .notes { font-size: 0.85rem; max-width: 60rem; }
 .notes li { margin: 0.2rem 0; }
@@ -83,16 +86,30 @@ def paper_cell(entry: pd.Series) -> str:
     return text
 
 
-def run_cell(value: float, low: float, high: float, sd: float, decimals: int) -> str:
+def run_cell(
+    value: float, low: float, high: float, sd: float, decimals: int, ci_decimals: int | None = None
+) -> str:
     """This run's number: ``value (low–high)`` or ``value ± sd``; an em dash where the run has none."""
     if not np.isfinite(value):
         return "—"
     text = _number(value, decimals)
+    ci_decimals = decimals if ci_decimals is None else ci_decimals
     if np.isfinite(sd):
         return f"{text} ± {_number(sd, decimals)}"
     if np.isfinite(low) and np.isfinite(high):
-        return f"{text} ({_number(low, decimals)}–{_number(high, decimals)})"
+        return f"{text} ({_number(low, ci_decimals)}–{_number(high, ci_decimals)})"
     return text
+
+
+def _ci_decimals(entry: pd.Series) -> int:
+    # The run's interval to the paper's printed precision of intervals (one decimal in tables 2-3).
+    return int(entry["ci_decimals"]) if pd.notna(entry.get("ci_decimals")) else _run_decimals(entry)
+
+
+def _lines(text: str) -> str:
+    """A cell's value and its interval on two lines, so that six columns fit the report's panel."""
+    value, bracket, interval = text.partition(" (")
+    return html.escape(value) + (f'<span class="ci">({html.escape(interval)}</span>' if bracket else "")
 
 
 def _run_decimals(entry: pd.Series) -> int:
@@ -149,6 +166,7 @@ def paper_layout(values: PaperValues, reproduced: pd.DataFrame, section: str) ->
                     float(entry["reproduced_high"]),
                     float(reproduced_sd) if pd.notna(reproduced_sd) else np.nan,
                     _run_decimals(entry),
+                    _ci_decimals(entry),
                 ),
                 "note": note,
                 # printed in the table: read, or inferred from a surviving cell whose column was lost
@@ -171,6 +189,7 @@ def paper_layout(values: PaperValues, reproduced: pd.DataFrame, section: str) ->
                 float(first["oracle_high"]),
                 np.nan,
                 _run_decimals(first),
+                _ci_decimals(first),
             )
     printed = int(cells["printed"].sum())
     shown = int((cells["printed"] & (cells["paper"] != LOST)).sum())
@@ -194,13 +213,13 @@ def layout_html(layout: Layout, synthetic: bool, citation: str) -> str:
             mark = f"<sup>{html.escape(cell['note'])}</sup>" if cell["note"] else ""
             tds.append(
                 f'<td class="cell" title="{html.escape(cell["id"])}">'
-                f'<span class="paper">{html.escape(cell["paper"])}{mark}</span>'
-                f'<span class="run">{html.escape(cell["run"])}</span></td>'
+                f'<span class="paper">{_lines(cell["paper"])}{mark}</span>'
+                f'<span class="run">{_lines(cell["run"])}</span></td>'
             )
         body.append(f"<tr><th>{html.escape(str(row))}</th>{''.join(tds)}</tr>")
     if layout.oracle:
         tds = "".join(
-            f'<td class="cell"><span class="run">{html.escape(layout.oracle.get(c, "—"))}</span></td>'
+            f'<td class="cell"><span class="run">{_lines(layout.oracle.get(c, "—"))}</span></td>'
             for c in columns
         )
         body.append(f'<tr class="oracle"><th>{html.escape(ORACLE_ROW)}</th>{tds}</tr>')
