@@ -92,7 +92,12 @@ def test_the_paper_values_file_is_valid_and_names_its_sources() -> None:
     assert entries.loc[entries["status"] == "missing", "value"].isna().all()
     # the abstract's numbers, read in the text (tests/test_paper_values.py checks every printed cell)
     read = entries[entries["status"] == "read"].set_index("id")["value"]
-    assert read[["text.patients", "text.scans", "text.ctnet.f1", "text.ctnet.auc"]].tolist() == [474, 613, 78.94, 0.842]
+    assert read[["text.patients", "text.scans", "text.ctnet.f1", "text.ctnet.auc"]].tolist() == [
+        474,
+        613,
+        78.94,
+        0.842,
+    ]
     assert set(entries["status"]) == {"read", "inferred", "missing"}
     # every table cell has an entry: Table 2 (10 rows x 6), Table 3 (3 x 4)
     assert (entries["section"] == "Table 2").sum() == 60
