@@ -19,6 +19,7 @@ from htct.paper.audit import (
     check_one_test_set,
     check_placements,
     check_reachable,
+    check_row_denominators,
     check_table1,
     check_text_against_tables,
     split_probability,
@@ -294,3 +295,24 @@ def test_the_papers_audit_on_every_cell() -> None:
     other = placements.loc["table2.ctnet: ppv 80.29, specificity 87.48", "detail"]
     assert "(0.02 points apart)" in filed and "(25.90 points apart)" in other
     assert not (pd.Series(findings["evidence"]).isin(["verified", "uses unverified"])).any()
+
+
+def test_sensitivity_specificity_and_ppv_against_the_rows_own_denominators() -> None:
+    # 100 scans, 60 HT: TP 45, FN 15, FP 8, TN 32 -> acc 77, sens 75 (45/60), spec 80 (32/40), PPV 84.91 (45/53)
+    def row(sensitivity: float, ppv: float) -> list[dict]:
+        return [
+            entry("text.test_scans", 100, unit="count", decimals=0),
+            entry("r.accuracy", 77.0, denominator="test_scans"),
+            entry("r.sensitivity", sensitivity, denominator="test_positive_scans"),
+            entry("r.specificity", 80.0, denominator="test_negative_scans"),
+            entry("r.ppv", ppv, denominator="test_positive_calls"),
+        ]
+
+    found = check_row_denominators(values_of(*row(75.0, 84.91)))
+    assert found[0].result == CONSISTENT
+    assert "60 HT / 40 non-HT, sensitivity 45/60, specificity 32/40, PPV 45/53" in found[0].detail
+    # 84.00 is no TP/(TP + FP) of those counts: 45/53 = 84.91%
+    assert check_row_denominators(values_of(*row(75.0, 84.0)))[0].result == INCONSISTENT
+    # 74.00 of 60 HT scans is no k/60 (44/60 = 73.33%, 45/60 = 75.00%): the implied share moves, no n fits
+    bad = check_row_denominators(values_of(*row(74.0, 84.91)))[0]
+    assert bad.result == INCONSISTENT and "sensitivity not k/" in bad.detail

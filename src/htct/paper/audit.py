@@ -1038,6 +1038,72 @@ def check_placements(values: PaperValues) -> list[Finding]:
     return findings
 
 
+def _nearest(share: tuple[float, float], n: int) -> str:
+    """The two fractions k/n either side of a printed share."""
+    below, above = math.floor(n * share[0]), math.ceil(n * share[1])
+    return f"{below}/{n} = {100 * below / n:.2f}%, {above}/{n} = {100 * above / n:.2f}%"
+
+
+def check_row_denominators(values: PaperValues) -> list[Finding]:
+    """Each row's sensitivity, specificity and PPV as k/n with the row's own denominators.
+
+    The HT scans of the test set (n_pos) follow from the HT share the row implies (every integer
+    between floor and ceiling of share × test size is tried); the sensitivity must then be k/n_pos, the
+    specificity k/(n − n_pos), and the PPV TP/(TP + FP) with the TP and FP those two give.
+    """
+    audit = _Audit(values)
+    test_n = next(iter(audit.sizes(TEST_SIZES)), None)
+    findings = []
+    for key, group in _rater_groups(audit).items():
+        share = {m: audit.share(group.loc[m]) for m in group.index if m in THRESHOLD_METRICS}
+        wanted = [m for m in ("sensitivity", "specificity", "ppv") if m in share]
+        subject = f"{key}: " + ", ".join(wanted) + " as k/n of the row's own HT and non-HT scans"
+        low, high = _row_prevalence(audit, group)
+        if test_n is None or not wanted or not np.isfinite(low):
+            continue
+        candidates = range(max(1, math.floor(low * test_n)), min(test_n - 1, math.ceil(high * test_n)) + 1)
+        parts, fits = [], []
+        for n_pos in candidates:
+            n_neg = test_n - n_pos
+            tps = (
+                numerators(*share["sensitivity"], n_pos) if "sensitivity" in share else list(range(n_pos + 1))
+            )
+            tns = (
+                numerators(*share["specificity"], n_neg) if "specificity" in share else list(range(n_neg + 1))
+            )
+            ok = bool(tps) and bool(tns)
+            text = [f"{n_pos} HT / {n_neg} non-HT"]
+            if "sensitivity" in share:
+                text.append(
+                    f"sensitivity {tps[0]}/{n_pos}"
+                    if tps
+                    else f"sensitivity not k/{n_pos} ({_nearest(share['sensitivity'], n_pos)})"
+                )
+            if "specificity" in share:
+                text.append(
+                    f"specificity {tns[0]}/{n_neg}"
+                    if tns
+                    else f"specificity not k/{n_neg} ({_nearest(share['specificity'], n_neg)})"
+                )
+            if "ppv" in share and ok:
+                calls = sorted({(tp, tp + n_neg - tn) for tp in tps for tn in tns})
+                hit = [(tp, m) for tp, m in calls if m and share["ppv"][0] <= tp / m <= share["ppv"][1]]
+                ok = bool(hit)
+                tp, m = (hit or calls)[0]
+                text.append(
+                    f"PPV {tp}/{m}"
+                    if hit
+                    else f"PPV not TP/calls ({tp}/{m} = {100 * tp / m:.2f}%)"
+                    if m
+                    else "no positive call"
+                )
+            fits.append(ok)
+            parts.append(", ".join(text))
+        detail = f"implied HT share {100 * low:.1f}–{100 * high:.1f}% of {test_n} scans: " + "; ".join(parts)
+        findings.append(Finding("row denominators", subject, tuple(group["id"]), _result(any(fits)), detail))
+    return findings
+
+
 def audit_values(values: PaperValues) -> pd.DataFrame:
     """Run every check.
 
@@ -1055,6 +1121,7 @@ def audit_values(values: PaperValues) -> pd.DataFrame:
         *check_confusion_rows(values),
         *check_prevalence(values),
         *check_one_test_set(values),
+        *check_row_denominators(values),
         *check_f1(values),
         *check_intervals(values),
         *check_table1(values),
