@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from htct.paper.comparison import REPRODUCED_COLUMNS, comparison_counts, comparison_table, comparison_title
+from htct.paper.comparison import (
+    REPRODUCED_COLUMNS,
+    comparison_counts,
+    comparison_html,
+    comparison_table,
+    comparison_title,
+)
 from htct.paper.layout import LOST, ORACLE_ROW, layout_html, paper_cell, paper_layout
 from htct.paper.values import load_paper_values, paper_values_from_dict
 
@@ -170,3 +176,17 @@ def test_the_comparison_shows_every_printed_cell_with_units_and_one_oracle_per_m
     }
     title = comparison_title(values, table)
     assert "85 of the 85 cells the stored page prints are shown as the paper's value" in title
+
+
+def test_the_comparison_page_keeps_sentences_out_of_the_number_columns() -> None:
+    values = load_paper_values(VALUES_FILE)
+    table = comparison_table(values, _reproduced(list(values.entries["id"])), synthetic=True)
+    page = comparison_html(table, comparison_title(values, table), synthetic=True)
+    head = page[page.index("<thead>") : page.index("</thead>")]
+    # five columns: the quantity (its source and note in small type under it) and four of numbers
+    assert head.count("</th>") == 5 and "Source" not in head and "This run − paper" in head
+    assert '<tr class="section"><th colspan="5">Table 2</th></tr>' in page
+    assert '<span class="source">Table 2, row &#x27;Clinician 1&#x27;, column Accuracy</span>' in page
+    assert "85 of the 85 cells the stored page prints are shown as the paper" in page and "SYNTHETIC" in page
+    # the interval under its value, never broken inside
+    assert '64.00<span class="ci">(52.5–73.8)</span>' in page

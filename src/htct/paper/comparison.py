@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from htct.evaluate import bootstrap_metrics
-from htct.paper.layout import LOST, paper_cell
+from htct.paper.layout import LOST, paper_cell, two_lines
 from htct.paper.values import PaperValues
 from htct.report.html import html_document, notice_html
 
@@ -291,6 +291,7 @@ table.comparison td, table.comparison th { white-space: normal; vertical-align: 
 table.comparison td.number, table.comparison th.number { text-align: right; }
 table.comparison td.quantity { min-width: 8rem; }
 table.comparison tr.section th { background: #f1f5f9; text-align: left; padding-top: 0.5rem; }
+table.comparison .ci { display: block; white-space: nowrap; }
 table.comparison .source { display: block; font-size: 0.74rem; color: #64748b; max-width: 34rem; }
 .notes { font-size: 0.85rem; max-width: 60rem; padding-left: 1.2rem; }
 .notes li { margin: 0.15rem 0; }
@@ -328,7 +329,7 @@ def comparison_html(table: pd.DataFrame, title: str, synthetic: bool) -> str:
                 f'<tr class="section"><th colspan="{len(columns) + 1}">{html.escape(section)}</th></tr>'
             )
         source = row["Source and note"]
-        cells = "".join(f'<td class="number">{html.escape(str(row[c]))}</td>' for c in columns)
+        cells = "".join(f'<td class="number">{two_lines(str(row[c]))}</td>' for c in columns)
         body.append(
             f'<tr><td class="quantity">{html.escape(str(quantity))}'
             + (f'<span class="source">{html.escape(source)}</span>' if source else "")

@@ -29,9 +29,9 @@ LOST = "lost"
 ORACLE_ROW = "Oracle (image-only ceiling)"
 LAYOUT_STYLE = """
 body { margin: 1rem; }
-table.layout { font-size: 0.78rem; }
+table.layout { font-size: 0.76rem; }
 table.layout td, table.layout th { white-space: normal; vertical-align: top; padding: 0.25rem 0.3rem; }
-table.layout .ci { display: block; font-weight: normal; }
+table.layout .ci { display: block; font-weight: normal; white-space: nowrap; }
 table.layout tbody th { text-align: left; font-weight: 600; }
 table.layout td.cell { text-align: right; }
 table.layout .paper { display: block; font-weight: 600; }
@@ -106,10 +106,12 @@ def _ci_decimals(entry: pd.Series) -> int:
     return int(entry["ci_decimals"]) if pd.notna(entry.get("ci_decimals")) else _run_decimals(entry)
 
 
-def _lines(text: str) -> str:
-    """A cell's value and its interval on two lines, so that six columns fit the report's panel."""
+def two_lines(text: str, mark: str = "") -> str:
+    """A cell's value (with its footnote mark) and its interval on two lines, so that six columns fit the
+    report's panel."""
     value, bracket, interval = text.partition(" (")
-    return html.escape(value) + (f'<span class="ci">({html.escape(interval)}</span>' if bracket else "")
+    sup = f"<sup>{html.escape(mark)}</sup>" if mark else ""
+    return html.escape(value) + sup + (f'<span class="ci">({html.escape(interval)}</span>' if bracket else "")
 
 
 def _run_decimals(entry: pd.Series) -> int:
@@ -210,16 +212,15 @@ def layout_html(layout: Layout, synthetic: bool, citation: str) -> str:
                 tds.append('<td class="cell"></td>')
                 continue
             cell = grid.loc[(row, column)]
-            mark = f"<sup>{html.escape(cell['note'])}</sup>" if cell["note"] else ""
             tds.append(
                 f'<td class="cell" title="{html.escape(cell["id"])}">'
-                f'<span class="paper">{_lines(cell["paper"])}{mark}</span>'
-                f'<span class="run">{_lines(cell["run"])}</span></td>'
+                f'<span class="paper">{two_lines(cell["paper"], cell["note"])}</span>'
+                f'<span class="run">{two_lines(cell["run"])}</span></td>'
             )
         body.append(f"<tr><th>{html.escape(str(row))}</th>{''.join(tds)}</tr>")
     if layout.oracle:
         tds = "".join(
-            f'<td class="cell"><span class="run">{_lines(layout.oracle.get(c, "—"))}</span></td>'
+            f'<td class="cell"><span class="run">{two_lines(layout.oracle.get(c, "—"))}</span></td>'
             for c in columns
         )
         body.append(f'<tr class="oracle"><th>{html.escape(ORACLE_ROW)}</th>{tds}</tr>')
