@@ -83,7 +83,7 @@ def test_cells_marks_and_the_oracle_row_on_a_constructed_table() -> None:
     assert layout.footnotes["††"] == "inferred, not read: the row agrees with itself"
     # printed cells: the read one and the inferred one that survived in the table (it has a quote)
     assert (layout.printed, layout.shown) == (2, 2)
-    assert layout.oracle == {"Accuracy": "70.00 (65.0–75.0)", "Specificity": "70.00 (65.00–75.00)"}
+    assert layout.oracle == {"Accuracy": "70.00 (65.0–75.0)", "Specificity": "70.00 (65.0–75.0)"}
     page = layout_html(layout, synthetic=True, citation="constructed")
     assert page.count(ORACLE_ROW) == 2  # the row and its note: one oracle, stated once
     assert "SYNTHETIC" in page and "2 of the 2 cells" in page and "1 lost (*)" in page

@@ -28,10 +28,10 @@ LOST = "lost"
 """What a cell shows where the stored page lost the paper's value."""
 ORACLE_ROW = "Oracle (image-only ceiling)"
 LAYOUT_STYLE = """
-body { margin: 1rem; }
+body { margin: 0.75rem; }
 table.layout { font-size: 0.76rem; }
-table.layout td, table.layout th { white-space: normal; vertical-align: top; padding: 0.25rem 0.3rem; }
-table.layout .ci { display: block; font-weight: normal; white-space: nowrap; }
+table.layout td, table.layout th { white-space: normal; vertical-align: top; padding: 0.2rem 0.25rem; }
+table.layout .ci { display: block; font-weight: normal; white-space: nowrap; font-size: 0.86em; }
 table.layout tbody th { text-align: left; font-weight: 600; }
 table.layout td.cell { text-align: right; }
 table.layout .paper { display: block; font-weight: 600; }
@@ -102,8 +102,11 @@ def run_cell(
 
 
 def _ci_decimals(entry: pd.Series) -> int:
-    # The run's interval to the paper's printed precision of intervals (one decimal in tables 2-3).
-    return int(entry["ci_decimals"]) if pd.notna(entry.get("ci_decimals")) else _run_decimals(entry)
+    # The run's interval to the paper's printed precision of intervals (one decimal in tables 2-3), also
+    # where the paper prints none (a lost cell, the Average row).
+    if pd.notna(entry.get("ci_decimals")):
+        return int(entry["ci_decimals"])
+    return 1 if entry["unit"] == "percent" else _run_decimals(entry)
 
 
 def two_lines(text: str, mark: str = "") -> str:
