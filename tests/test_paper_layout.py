@@ -190,3 +190,12 @@ def test_the_comparison_page_keeps_sentences_out_of_the_number_columns() -> None
     assert "85 of the 85 cells the stored page prints are shown as the paper" in page and "SYNTHETIC" in page
     # the interval under its value, never broken inside
     assert '64.00<span class="ci">(52.5–73.8)</span>' in page
+
+
+def test_table1_cells_keep_count_and_share_on_one_line() -> None:
+    values = load_paper_values(VALUES_FILE)
+    reproduced = _reproduced(list(values.entries["id"]), oracle=None)
+    page = layout_html(paper_layout(values, reproduced, "Table 1"), synthetic=False, citation="c")
+    assert '<span class="paper">351 (74.05)</span>' in page and "n (%) or mean ± SD" in page
+    table2 = layout_html(paper_layout(values, reproduced, "Table 2"), synthetic=False, citation="c")
+    assert '<span class="paper">64.00<span class="ci">(52.5–73.8)</span></span>' in table2

@@ -114,6 +114,8 @@ def two_lines(text: str, mark: str = "") -> str:
     report's panel."""
     value, bracket, interval = text.partition(" (")
     sup = f"<sup>{html.escape(mark)}</sup>" if mark else ""
+    if "–" not in interval:  # a count with its share, "351 (74.05)": one line
+        value, bracket = text, ""
     return html.escape(value) + sup + (f'<span class="ci">({html.escape(interval)}</span>' if bracket else "")
 
 
@@ -227,9 +229,20 @@ def layout_html(layout: Layout, synthetic: bool, citation: str) -> str:
             for c in columns
         )
         body.append(f'<tr class="oracle"><th>{html.escape(ORACLE_ROW)}</th>{tds}</tr>')
+    cell_note = (
+        "Each cell: <strong>the paper's value</strong> as printed, n (%) or mean ± SD, above; this run's share of "
+        "the column's patients (%) or mean ± SD below."
+        if layout.section == "Table 1"
+        else "Each cell: <strong>the paper's value</strong> as printed (95% CI as printed) above, this run's value "
+        "(95% CI, patient-level bootstrap) below, in percent as the paper prints them."
+        + (
+            " Table 3's F1 is the macro-F1 (mean of both classes' F1), this run's too."
+            if layout.section == "Table 3"
+            else ""
+        )
+    )
     notes = [
-        "Each cell: <strong>the paper's value</strong> as printed (95% CI as printed) above, this run's value "
-        "(95% CI, patient-level bootstrap) below. Shares and AUCs in percent where the paper prints percent.",
+        cell_note,
         f"{layout.shown} of the {layout.printed} cells the stored page prints in {layout.section} are shown as "
         f"the paper's value; {int((layout.cells['status'] == 'inferred').sum())} cells are inferred (†), "
         f"{int((layout.cells['status'] == 'missing').sum())} lost (*).",
