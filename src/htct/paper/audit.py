@@ -14,6 +14,16 @@ findings (``consistent``, ``inconsistent`` or ``not computable``) with the arith
 - **F1**: printed F1 against 2·sens·PPV / (sens + PPV); macro-F1 against the F1 of both classes.
 - **intervals**: printed on the estimate's scale, and containing it.
 - **counts**: the cohort, its HT split and the train/test parts against each other.
+- **row denominators**: sensitivity, specificity and PPV as k/n of the HT scans, non-HT scans and
+  positive calls the row's implied HT share gives.
+- **one test set**: the rows of one test set must imply one HT share; each share's binomial p under a
+  random split of the cohort.
+- **Table 1 rows**: training + test = total per row, the age means combined by n, each column's
+  counts adding up to its n (and each printed count / n against its printed share).
+- **average row**: a printed average against the mean of the rows it averages, lost cells bounded.
+- **text against tables**: the text's means, ranges and cohort figures against the table cells.
+- **placement of inferred cells**: each assignment of ``placed_among`` values to their columns
+  against the row's own rules.
 
 A printed number with d decimals stands for the interval value ± 0.5·10^-d; a derived quantity is
 evaluated at every corner of its inputs' intervals (the formulas are monotone in each input).

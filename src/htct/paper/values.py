@@ -37,8 +37,6 @@ COLUMNS = (
     "note",
     "compare",
 )
-STATUSES = ("read", "inferred", "missing")
-"""read: as printed; inferred: placed by a stated argument; missing: lost in the stored page (value null)."""
 
 
 @dataclass(frozen=True)
