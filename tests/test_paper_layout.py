@@ -138,7 +138,7 @@ def test_the_papers_three_tables_have_the_papers_rows_columns_and_printed_cells(
         == LOST
     ).all()
     table3 = paper_layout(values, reproduced, "Table 3")
-    assert list(dict.fromkeys(table3.cells["row"])) == ["Marcin Woz nia", "Soundari D V", "CTNet"]
+    assert list(dict.fromkeys(table3.cells["row"])) == ["CTNet", "Marcin Woz nia", "Soundari D V"]
 
 
 def test_the_comparison_shows_every_printed_cell_with_units_and_one_oracle_per_metric() -> None:
