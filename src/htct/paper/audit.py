@@ -132,7 +132,9 @@ def confusion_matrices(intervals: dict[str, tuple[float, float]], n: int) -> lis
     Returns:
         The matching matrices.
     """
-    found = []
+    found: list[tuple[int, int, int, int]] = []
+    if "accuracy" in intervals and not numerators(*intervals["accuracy"], n):
+        return found  # (TP + TN) / n is k/n: no matrix of n scans without a k/n accuracy (a quick exit)
     for n_pos in range(0, n + 1):
         n_neg = n - n_pos
         tp = np.arange(n_pos + 1)
