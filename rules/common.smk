@@ -141,6 +141,7 @@ def all_outputs():
         "results/paper/audit.html",
         "results/paper/mrmc.tsv",
     ]
+    targets += expand("results/paper/table{n}_layout.html", n=[1, 2, 3])
     return targets
 
 

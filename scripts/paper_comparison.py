@@ -12,6 +12,7 @@ report_input_errors()
 
 import pandas as pd
 
+from htct.paper.comparison import comparison_html
 from htct.paper.run import compare_with_run
 from htct.tables import write_table
 
@@ -35,11 +36,12 @@ result["claims"].to_csv(out.claims_tsv, sep="\t", index=False)
     out.mrmc, sep="\t", index=False
 )
 for table, output, title in (
-    (
-        "comparison",
-        out.comparison,
-        "The paper's published numbers beside this run's (95% CI, patient-level bootstrap)",
-    ),
+    ("comparison", out.comparison, result["comparison_title"]),
     ("claims_table", out.claims, "The paper's claims, decided on this run"),
 ):
     write_table(result[table], Path(output).with_suffix(""), title, snakemake.params.synthetic)
+# The comparison's page for the report: numbers only in columns, sources under the quantity (fits the panel)
+Path(out.comparison).write_text(
+    comparison_html(result["comparison"], result["comparison_title"], snakemake.params.synthetic),
+    encoding="utf-8",
+)

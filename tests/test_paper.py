@@ -45,7 +45,7 @@ PAPER = {"citation": "constructed", "text_source": "tests"}
 
 
 def entry(entry_id: str, value: float | None, unit: str = "percent", decimals: int = 2, **extra) -> dict:
-    status = extra.pop("status", "verified" if value is not None else "missing")
+    status = extra.pop("status", "read" if value is not None else "missing")
     section = extra.pop("section", "Text")
     return {
         "id": entry_id,
@@ -90,21 +90,19 @@ def test_the_paper_values_file_is_valid_and_names_its_sources() -> None:
     present = entries[entries["status"] != "missing"]
     assert present["value"].notna().all() and present["source"].notna().all()
     assert entries.loc[entries["status"] == "missing", "value"].isna().all()
-    # the abstract's numbers, read in the text
-    verified = entries[entries["status"] == "verified"].set_index("id")["value"]
-    assert verified.to_dict() == {
-        "text.patients": 474,
-        "text.patients_ht": 231,
-        "text.patients_non_ht": 243,
-        "text.scans": 613,
-        "text.ctnet.f1": 78.94,
-        "text.ctnet.auc": 0.842,
-        "text.ctnet.sensitivity": 71.55,
-        "text.ctnet.accuracy": 74.52,
-    }
+    # the abstract's numbers, read in the text (tests/test_paper_values.py checks every printed cell)
+    read = entries[entries["status"] == "read"].set_index("id")["value"]
+    assert read[["text.patients", "text.scans", "text.ctnet.f1", "text.ctnet.auc"]].tolist() == [
+        474,
+        613,
+        78.94,
+        0.842,
+    ]
+    assert set(entries["status"]) == {"read", "inferred", "missing"}
     # every table cell has an entry: Table 2 (10 rows x 6), Table 3 (3 x 4)
     assert (entries["section"] == "Table 2").sum() == 60
     assert entries["id"].str.match(r"table3\.(ctnet|wozniak2023|soundari2022)\.").sum() == 12
+    assert (entries["section"] == "Table 1").sum() == 24
     # the audit's fixed ids exist
     for entry_id in (*TEST_SIZES, *COHORT_SIZES):
         assert values.value(entry_id) is not None, entry_id
@@ -117,7 +115,13 @@ def test_bad_values_files_give_one_line_errors(tmp_path) -> None:
     with pytest.raises(HTCTInputError, match="status missing but a value"):
         values_of({**good, "status": "missing"})
     with pytest.raises(HTCTInputError, match="needs a value and its source"):
-        values_of({**good, "value": None, "status": "verified"})
+        values_of({**good, "value": None, "status": "read"})
+    with pytest.raises(HTCTInputError, match="needs its argument in 'inference'"):
+        values_of({**good, "status": "inferred"})
+    with pytest.raises(HTCTInputError, match="placed_among must list existing ids"):
+        values_of({**good, "placed_among": ["text.patients", "text.absent"]})
+    with pytest.raises(HTCTInputError, match="entries/0/status"):
+        values_of({**good, "status": "verified"})
     with pytest.raises(HTCTInputError, match="entries/0/unit"):
         values_of({**good, "unit": "kilograms"})
     with pytest.raises(HTCTInputError, match="not found"):
@@ -279,16 +283,16 @@ def test_count_checks() -> None:
     assert found["Table 1 Total: medication shares add up to 100%"].result == INCONSISTENT
 
 
-def test_audit_table_and_markdown_mark_unverified_inputs() -> None:
+def test_audit_table_and_markdown_mark_inferred_inputs() -> None:
     values = values_of(
-        entry("text.test_scans", 61, unit="count", decimals=0, status="unverified"),
+        entry("text.test_scans", 61, unit="count", decimals=0, status="inferred", inference="constructed"),
         entry("x.accuracy", 74.52, denominator="test_scans"),
         entry("y", 0.842, unit="fraction", decimals=3, ci=[75.8, 92.1], ci_unit="percent"),
     )
     findings = audit_values(values)
     by_subject = findings.set_index("subject")
-    assert by_subject.loc["x.accuracy 74.52%", "evidence"] == "uses unverified"
-    assert by_subject.loc["y 0.842", "evidence"] == "verified"
+    assert by_subject.loc["x.accuracy 74.52%", "evidence"] == "uses inferred"
+    assert by_subject.loc["y 0.842", "evidence"] == "read"
     text = audit_markdown(findings, values)
     assert "**2 inconsistent**" in text and "## Inconsistent" in text
 
@@ -296,11 +300,11 @@ def test_audit_table_and_markdown_mark_unverified_inputs() -> None:
 def test_audit_of_the_paper_finds_its_known_inconsistencies() -> None:
     findings = audit_values(load_paper_values(VALUES_FILE)).set_index(["check", "subject"])["result"]
     assert findings[("reachable as k/n", "CTNet test accuracy 74.52%")] == INCONSISTENT  # not k/61
-    assert findings[("interval", "CTNet test AUC 0.842")] == INCONSISTENT  # interval in percent
+    assert findings[("interval", "CTNet test AUC (Abstract) 0.842")] == INCONSISTENT  # interval in percent
     assert (
         findings[("counts", "training + test patients = cohort (a patient in one part only)")] == INCONSISTENT
     )
-    assert findings[("reachable as k/n", "Table 1 Male, % (all patients) 74.05%")] == CONSISTENT  # 351/474
+    assert findings[("reachable as k/n", "Table 1 Male, n (%) (total) 74.05%")] == CONSISTENT  # 351/474
 
 
 # --- comparison -------------------------------------------------------------------------------------
@@ -327,7 +331,6 @@ def test_reproduced_values_come_from_the_tidy_outputs_in_the_papers_units() -> N
             28,
             decimals=0,
             approximate=True,
-            status="unverified",
             compare={"kind": "readers", "metric": "sensitivity", "stat": "min"},
         ),
         entry(
@@ -387,7 +390,7 @@ def test_reproduced_values_come_from_the_tidy_outputs_in_the_papers_units() -> N
     assert table.loc["m.acc", "Oracle (95% CI)"] == "70.00 (60.00–80.00)"
     assert table.loc["r.min", "Paper"] == "about 28"
     assert table.loc["t.age", "Paper"] == "62.45 ± 11.85"
-    assert table.loc["x.missing", ["Paper", "Reproduced (95% CI)"]].tolist() == ["—", "—"]
+    assert table.loc["x.missing", ["Paper", "Reproduced (95% CI)"]].tolist() == ["lost", "—"]
     assert "Oracle (95% CI)" not in comparison_table(values, reproduced.reset_index(), synthetic=False)
 
 

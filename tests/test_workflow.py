@@ -194,6 +194,20 @@ def test_paper_comparison_claims_and_audit(tiny_run):
         run_snakemake(tiny_run, "--forcerun", "paper_comparison", "--rerun-triggers", "mtime")
 
 
+def test_paper_tables_in_the_papers_layout(tiny_run):
+    # rule paper_tables: one report page per table, the paper's cells beside this run's, one oracle row
+    pages = {n: (tiny_run / f"results/paper/table{n}_layout.html").read_text() for n in (1, 2, 3)}
+    assert all("SYNTHETIC COHORT" in page for page in pages.values())
+    assert "52 of the 52 cells the stored page prints in Table 2" in pages[2]
+    assert (
+        "Clinician 8" in pages[2]
+        and "Average (clinician)" in pages[2]
+        and pages[2].count("Oracle (image-only") == 2
+    )
+    assert "Marcin Woz nia" in pages[3] and "351 (74.05)" in pages[1]
+    assert "85 of the 85 cells" in (tiny_run / "results/paper/comparison.html").read_text()
+
+
 def report_data(html: str) -> dict:
     """The report's embedded data: results (path -> entry), categories, and the front page's HTML."""
     data = {}

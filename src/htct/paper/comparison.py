@@ -10,6 +10,7 @@ count kinds) and the clinical sheet with the split (Table 1, via
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 from htct.evaluate import bootstrap_metrics
+from htct.paper.layout import LOST, paper_cell, two_lines
 from htct.paper.values import PaperValues
+from htct.report.html import html_document, notice_html
 
 ORACLE = "oracle"
 REPRODUCED_COLUMNS = [
@@ -166,6 +169,67 @@ def _with_interval(
     return text
 
 
+def _difference(run: float, paper: float, unit: str, metric: str | None) -> str:
+    """This run minus the paper, with its unit: percentage points, AUC or agreement units, years."""
+    if not (np.isfinite(run) and np.isfinite(paper)) or unit in ("count", "mm"):
+        return ""
+    difference = run - paper
+    if unit == "percent":
+        return f"{difference:+.2f} pp"
+    if unit == "years":
+        return f"{difference:+.2f} years"
+    return f"{difference:+.3f} " + ("AUC" if metric == "auc" else "(fraction)")
+
+
+def comparison_counts(values: PaperValues, table: pd.DataFrame | None = None) -> dict[str, int]:
+    """How many of the cells tables 1-3 print the comparison shows as the paper's value.
+
+    A printed cell is one read from a table, or inferred from a surviving cell of a table whose column
+    the extraction lost (it has a ``quote``); inferred cells filled from the text and lost cells are
+    counted apart.
+
+    Args:
+        values: the paper's values.
+        table: :func:`comparison_table` (to count what it shows), or None to count the values file alone.
+
+    Returns:
+        ``printed``, ``shown``, ``inferred``, ``inferred_from_text``, ``lost`` (table cells) and ``text``
+        (numbers read from the text).
+    """
+    e = values.entries
+    tables = e[e["section"] != "Text"]
+    printed_mask = (tables["status"] == "read") | ((tables["status"] == "inferred") & tables["quote"].notna())
+    printed_ids = set(tables.loc[printed_mask, "id"])
+    if table is None:
+        shown = int(tables.loc[printed_mask, "value"].notna().sum())
+    else:
+        # the table has one row per entry, in the values file's order
+        paper = pd.Series(table["Paper"].to_numpy(), index=e["id"].to_numpy())
+        shown = int((~paper[list(printed_ids)].isin([LOST, "—", ""])).sum())
+    return {
+        "printed": len(printed_ids),
+        "shown": shown,
+        "inferred": int((tables["status"] == "inferred").sum()),
+        "inferred_from_text": int(((tables["status"] == "inferred") & tables["quote"].isna()).sum()),
+        "lost": int((tables["status"] == "missing").sum()),
+        "text": int((e["section"] == "Text").sum()),
+    }
+
+
+def comparison_title(values: PaperValues, table: pd.DataFrame | None = None) -> str:
+    """The comparison's caption, with how many printed cells it shows as the paper's value."""
+    c = comparison_counts(values, table)
+    return (
+        "The paper's published numbers beside this run's (95% CI, patient-level bootstrap). "
+        f"Tables 1–3: {c['shown']} of the {c['printed']} cells the stored page prints are shown as the paper's "
+        f"value; {c['inferred']} cells are inferred (†: their column was lost; {c['inferred_from_text']} of them "
+        f"filled from the text), {c['lost']} lost. The text: {c['text']} numbers. "
+        "Difference: this run minus the paper, in percentage points (pp) for percentages and in AUC units for "
+        "AUCs. The oracle (synthetic runs) is one image-only ceiling per metric, shown on the first row of each "
+        "metric in a section."
+    )
+
+
 def comparison_table(values: PaperValues, reproduced: pd.DataFrame, synthetic: bool) -> pd.DataFrame:
     """The comparison as printed: one row per published number.
 
@@ -175,27 +239,24 @@ def comparison_table(values: PaperValues, reproduced: pd.DataFrame, synthetic: b
         synthetic: whether the run is the synthetic cohort (adds the oracle column).
 
     Returns:
-        Indexed by (Section, Quantity); columns Paper, Status, Reproduced (95% CI), [Oracle (95% CI)],
-        Source and note. Percentages in percent, AUC and agreement as fractions, as the paper prints.
+        Indexed by (Section, Quantity), one row per entry in the file's order; columns Paper (a dagger when inferred, "lost" when
+        missing), Status, Reproduced (95% CI), Difference (this run minus the paper, with its unit),
+        [Oracle (95% CI), once per metric and section], Source and note. Percentages in percent, AUC and
+        agreement as the paper prints them.
     """
     merged = values.entries.merge(reproduced, on="id", how="left", validate="1:1")
     rows = []
+    oracle_shown: set[tuple[str, str]] = set()
     for _, e in merged.iterrows():
-        ci = e["ci"] if isinstance(e["ci"], list) else [np.nan, np.nan]
-        ci_decimals = int(e["ci_decimals"]) if pd.notna(e["ci_decimals"]) else int(e["decimals"])
-        paper = _with_interval(
-            e["value"],
-            ci[0],
-            ci[1],
-            int(e["decimals"]),
-            e["sd"] if pd.notna(e["sd"]) else np.nan,
-            ci_decimals,
-        )
-        if e["approximate"] and paper != "—":
+        paper = paper_cell(e)
+        if e["approximate"] and paper != LOST:
             paper = f"about {paper}"
+        if e["status"] == "inferred":
+            paper += " †"
         shown = {"count": 0, "years": max(int(e["decimals"]), 1), "percent": max(int(e["decimals"]), 2)}.get(
             e["unit"], max(int(e["decimals"]), 3)
         )
+        spec = e["compare"] if isinstance(e["compare"], dict) else {}
         row = {
             "Section": e["section"],
             "Quantity": e["quantity"],
@@ -204,10 +265,88 @@ def comparison_table(values: PaperValues, reproduced: pd.DataFrame, synthetic: b
             "Reproduced (95% CI)": _with_interval(
                 e["reproduced"], e["reproduced_low"], e["reproduced_high"], shown, e["reproduced_sd"]
             ),
+            "Difference": _difference(
+                float(e["reproduced"]), float(e["value"]), e["unit"], spec.get("metric")
+            ),
         }
         if synthetic:
-            row["Oracle (95% CI)"] = _with_interval(e["oracle"], e["oracle_low"], e["oracle_high"], shown)
+            key = (e["section"], spec.get("metric", ""))
+            first = np.isfinite(e["oracle"]) and key not in oracle_shown
+            oracle_shown |= {key} if first else set()
+            row["Oracle (95% CI)"] = (
+                _with_interval(e["oracle"], e["oracle_low"], e["oracle_high"], shown) if first else ""
+            )
         notes = [str(e[c]) for c in ("source", "note") if isinstance(e[c], str) and e[c]]
+        if e["status"] == "inferred":
+            notes.append(f"† inferred: {e['inference']}")
         row["Source and note"] = "; ".join(notes)
         rows.append(row)
     return pd.DataFrame(rows).set_index(["Section", "Quantity"])
+
+
+COMPARISON_STYLE = """
+body { margin: 1rem; }
+table.comparison { width: 100%; max-width: 72rem; }
+table.comparison td, table.comparison th { white-space: normal; vertical-align: top; padding: 0.25rem 0.3rem; }
+table.comparison td.number, table.comparison th.number { text-align: right; }
+table.comparison td.quantity { min-width: 8rem; }
+table.comparison tr.section th { background: #f1f5f9; text-align: left; padding-top: 0.5rem; }
+table.comparison .ci { display: block; white-space: nowrap; }
+table.comparison .source { display: block; font-size: 0.74rem; color: #64748b; max-width: 34rem; }
+.notes { font-size: 0.85rem; max-width: 60rem; padding-left: 1.2rem; }
+.notes li { margin: 0.15rem 0; }
+"""
+
+
+def comparison_html(table: pd.DataFrame, title: str, synthetic: bool) -> str:
+    """The comparison as a report page that fits a narrow panel: no column of sentences beside the numbers.
+
+    Each entry's source and note sit in small type under its quantity, the status as a mark on the paper's
+    value, the sections as header rows; the notes above the table say what the columns and marks mean. At
+    the report's item width (about 620 px at a 1400 px window with the menu open) every column shows.
+
+    Args:
+        table: :func:`comparison_table`.
+        title: :func:`comparison_title`.
+        synthetic: whether the run is the synthetic cohort (the notice, the oracle column).
+
+    Returns:
+        A complete HTML document.
+    """
+    headline, _, notes = title.partition(". ")
+    columns = ["Paper", "Reproduced (95% CI)", "Difference"] + (
+        ["Oracle (95% CI)"] if "Oracle (95% CI)" in table.columns else []
+    )
+    names = {"Reproduced (95% CI)": "This run (95% CI)", "Difference": "This run − paper"}
+    head = "<th>Quantity</th>" + "".join(
+        f'<th class="number">{html.escape(names.get(c, c))}</th>' for c in columns
+    )
+    body, section = [], None
+    for (this_section, quantity), row in table.iterrows():
+        if this_section != section:
+            section = this_section
+            body.append(
+                f'<tr class="section"><th colspan="{len(columns) + 1}">{html.escape(section)}</th></tr>'
+            )
+        source = row["Source and note"]
+        cells = "".join(f'<td class="number">{two_lines(str(row[c]))}</td>' for c in columns)
+        body.append(
+            f'<tr><td class="quantity">{html.escape(str(quantity))}'
+            + (f'<span class="source">{html.escape(source)}</span>' if source else "")
+            + f"</td>{cells}</tr>"
+        )
+    items = [s.strip() for s in notes.split(". ") if s.strip()]
+    items.append(
+        "† inferred: a cell whose column the page's text extraction lost, placed by the argument under its "
+        "quantity; lost: a cell the extraction lost, with no value in the text."
+    )
+    page = (
+        notice_html(synthetic)
+        + f"<h1>{html.escape(headline)}</h1>\n"
+        + '<ul class="notes">'
+        + "".join(f"<li>{html.escape(item.rstrip('.'))}.</li>" for item in items)
+        + "</ul>\n"
+        + f'<table class="comparison"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>\n'
+    )
+    document = html_document(headline, page)
+    return document.replace("</style>", COMPARISON_STYLE + "</style>", 1)

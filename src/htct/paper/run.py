@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from htct.paper.claims import claims_table, paper_claims
-from htct.paper.comparison import comparison_table, oracle_metrics, reproduced_values
+from htct.paper.comparison import comparison_table, comparison_title, oracle_metrics, reproduced_values
 from htct.paper.values import load_paper_values
 from htct.sheets import load_clinical
 from htct.tables.table1 import table1_values
@@ -46,7 +46,8 @@ def compare_with_run(
         paper: the ``paper`` config (alpha, attribution method, oracle threshold).
 
     Returns:
-        ``reproduced`` (tidy numbers), ``comparison`` (formatted), ``claims`` (tidy),
+        ``reproduced`` (tidy numbers), ``comparison`` (formatted), ``comparison_title`` (its caption, with
+        the count of printed cells it shows), ``claims`` (tidy),
         ``claims_table`` (formatted), ``mrmc`` (tidy, None without readers), ``oracle`` (or None).
     """
     values = load_paper_values(values_path)
@@ -74,9 +75,11 @@ def compare_with_run(
         localisation,
         paper["attribution_method"],
     )
+    comparison = comparison_table(values, reproduced, oracle is not None)
     return {
         "reproduced": reproduced,
-        "comparison": comparison_table(values, reproduced, oracle is not None),
+        "comparison": comparison,
+        "comparison_title": comparison_title(values, comparison),
         "claims": claims,
         "claims_table": claims_table(claims),
         "mrmc": mrmc,

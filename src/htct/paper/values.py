@@ -20,6 +20,7 @@ COLUMNS = (
     "quantity",
     "value",
     "sd",
+    "count",
     "ci",
     "ci_unit",
     "ci_decimals",
@@ -30,6 +31,9 @@ COLUMNS = (
     "status",
     "source",
     "quote",
+    "inference",
+    "placed_among",
+    "average_of",
     "note",
     "compare",
 )
@@ -88,6 +92,7 @@ def paper_values_from_dict(document: dict, origin: str = "paper values") -> Pape
         raise HTCTInputError(f"{origin}: {where}: {error.message} (see schemas/paper_values.schema.yaml)")
     entries = document["entries"]
     seen: set[str] = set()
+    ids = {entry["id"] for entry in entries}
     for entry in entries:
         if entry["id"] in seen:
             raise HTCTInputError(f"{origin}: entry id {entry['id']!r} appears twice; ids must be unique")
@@ -100,9 +105,20 @@ def paper_values_from_dict(document: dict, origin: str = "paper values") -> Pape
             raise HTCTInputError(
                 f"{origin}: entry {entry['id']}: a {entry['status']} entry needs a value and its source"
             )
+        if entry["status"] == "inferred" and not entry.get("inference"):
+            raise HTCTInputError(
+                f"{origin}: entry {entry['id']}: an inferred entry needs its argument in 'inference'"
+            )
+        unknown = [other for other in entry.get("placed_among", []) if other not in ids]
+        if unknown or (entry.get("placed_among") and entry["id"] not in entry["placed_among"]):
+            raise HTCTInputError(
+                f"{origin}: entry {entry['id']}: placed_among must list existing ids including its own "
+                f"(unknown: {', '.join(unknown) or 'none'})"
+            )
     table = pd.DataFrame([{column: entry.get(column) for column in COLUMNS} for entry in entries])
     table["value"] = pd.to_numeric(table["value"])
     table["sd"] = pd.to_numeric(table["sd"])
+    table["count"] = pd.to_numeric(table["count"])
     table["approximate"] = table["approximate"].fillna(False).astype(bool)
     return PaperValues(paper=document["paper"], entries=table)
 
