@@ -28,6 +28,7 @@ result = compare_with_run(
     snakemake.params.models,
     snakemake.params.evaluate,
     snakemake.params.paper,
+    inputs.attribution_scans,
 )
 result["reproduced"].to_csv(out.comparison_tsv, sep="\t", index=False)
 result["claims"].to_csv(out.claims_tsv, sep="\t", index=False)
