@@ -68,8 +68,9 @@ tables = {  # table -> (output holding its .html, title)
     ),
     "tests": (
         "tests",
-        "CTNet against every rater: DeLong test of AUC (Obuchowski's patient-clustered variance) and "
-        "patient-level McNemar test of correct calls (Durkalski)",
+        "CTNet against every rater: DeLong test of AUC (Obuchowski's patient-clustered variance; z is CTNet "
+        "minus the rater, > 0 where CTNet's AUC is higher, as in the claims) and patient-level McNemar test "
+        "of correct calls (Durkalski)",
     ),
 }
 for name, (output, title) in tables.items():

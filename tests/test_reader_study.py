@@ -234,3 +234,12 @@ def test_without_a_reader_study_tables_have_no_reader_rows_and_numbers_no_reader
     assert back["readers"] == {} and "percent_among_readers" not in back.get("agreement", {})
     markdown = (tmp_path / "numbers.md").read_text()
     assert "reader" not in markdown.lower() and "SYNTHETIC" not in markdown
+
+
+def test_delong_z_is_ctnet_minus_the_rater():
+    """The tests table's z has the claims' sign: positive where CTNet's AUC is the higher."""
+    _, predictions, readers = _fixture(seed=11)
+    tests = evaluate_study(predictions, readers, n_bootstrap=50, seed=1)["tests_tidy"]
+    z = tests["DeLong z (CTNet − rater)"]
+    difference = tests["AUC CTNet"] - tests["AUC"]
+    assert (difference != 0).all() and (np.sign(z) == np.sign(difference)).all()

@@ -160,7 +160,8 @@ def tests_tidy(
     auc_tests: pd.DataFrame, mcnemar: pd.DataFrame, reference: str, clustered: bool = False
 ) -> pd.DataFrame:
     """DeLong (AUC) and McNemar (correct calls) tests of the reference model against every rater,
-    as numbers (p-values unrounded); one row per comparison.
+    as numbers (p-values unrounded); one row per comparison. DeLong's z is the reference minus the
+    rater (> 0: the reference's AUC is the higher), as the claims' differences are.
 
     With ``clustered`` the tests were computed with patients as the unit (Obuchowski's clustered
     DeLong variance, Durkalski's McNemar); a column says so.
@@ -171,7 +172,7 @@ def tests_tidy(
         {
             "AUC": delong["auc"].to_numpy(),
             f"AUC {_label(reference)}": float(auc_tests.set_index("rater").loc[reference, "auc"]),
-            "DeLong z": delong["z"].to_numpy(),
+            f"DeLong z ({_label(reference)} − rater)": delong["z"].to_numpy(),
             "DeLong p": delong["p"].to_numpy(),
             "McNemar statistic": mcn.loc[delong.index, "statistic"].to_numpy(),
             "McNemar p": mcn.loc[delong.index, "p"].to_numpy(),
