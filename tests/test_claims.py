@@ -123,9 +123,11 @@ def test_matched_operating_points_of_a_perfect_model() -> None:
         "quantity"
     )
     sens = points.loc["sensitivity_at_reader_specificity"]
+    assert sens["matched_at"] == pytest.approx(0.5)  # the readers' mean specificity
     assert sens["readers_mean"] == pytest.approx(0.75) and sens["estimate"] == 1.0
     assert sens["difference"] == pytest.approx(0.25) and sens["difference_low"] > 0 and sens["p"] < 0.05
     spec = points.loc["specificity_at_reader_sensitivity"]
+    assert spec["matched_at"] == pytest.approx(0.75)  # the readers' mean sensitivity
     assert spec["readers_mean"] == pytest.approx(0.5) and spec["estimate"] == 1.0
     assert spec["difference"] == pytest.approx(0.5)
     # a model that ranks at random does not beat the readers at their operating point

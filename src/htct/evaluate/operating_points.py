@@ -36,6 +36,7 @@ from htct.evaluate.bootstrap import (
 
 OPERATING_POINT_COLUMNS = [
     "quantity",
+    "matched_at",
     "estimate",
     "low",
     "high",
@@ -105,13 +106,18 @@ def _matched(
     fpr: NDArray, tpr: NDArray, readers_sensitivity: NDArray, readers_specificity: NDArray
 ) -> dict[str, NDArray[np.float64]]:
     """Per weight row: the model's sensitivity at the readers' specificity and specificity at their
-    sensitivity, beside the readers' means."""
+    sensitivity, beside the readers' means (columns: model, readers' mean of the same quantity,
+    readers' mean of the quantity matched)."""
     k = fpr.shape[0]
     sens = np.array([sensitivity_at_fpr(fpr[i], tpr[i], 1.0 - readers_specificity[i]) for i in range(k)])
     spec = np.array([1.0 - fpr_at_sensitivity(fpr[i], tpr[i], readers_sensitivity[i]) for i in range(k)])
     return {
-        "sensitivity_at_reader_specificity": np.column_stack([sens, readers_sensitivity]),
-        "specificity_at_reader_sensitivity": np.column_stack([spec, readers_specificity]),
+        "sensitivity_at_reader_specificity": np.column_stack(
+            [sens, readers_sensitivity, readers_specificity]
+        ),
+        "specificity_at_reader_sensitivity": np.column_stack(
+            [spec, readers_specificity, readers_sensitivity]
+        ),
     }
 
 
@@ -139,7 +145,8 @@ def matched_operating_points(
 
     Returns:
         Two rows (``sensitivity_at_reader_specificity``, ``specificity_at_reader_sensitivity``)
-        with :data:`OPERATING_POINT_COLUMNS`: the model's value, the readers' mean, the difference
+        with :data:`OPERATING_POINT_COLUMNS`: the readers' mean the model is matched at
+        (``matched_at``), the model's value there, the readers' mean, the difference
         model minus readers (fractions), each with its percentile interval, the difference's
         two-sided p, and the resamples left out (a quantity undefined there).
     """
@@ -161,11 +168,12 @@ def matched_operating_points(
     for quantity, values in _matched(fpr, tpr, mean_sens, mean_spec).items():
         point, replicates = values[0], values[1:]
         difference = replicates[:, 0] - replicates[:, 1]
-        low, high = percentile_ci(replicates, alpha)
+        low, high = percentile_ci(replicates[:, :2], alpha)
         d_low, d_high = percentile_ci(difference[:, None], alpha)
         rows.append(
             {
                 "quantity": quantity,
+                "matched_at": point[2],
                 "estimate": point[0],
                 "low": low[0],
                 "high": high[0],

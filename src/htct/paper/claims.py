@@ -421,10 +421,10 @@ def _operating_point_claims(
             )
         )
         detail = (
-            f"clinicians' mean {matched} {100 * r['readers_mean']:.1f}%: CTNet's {own} there "
+            f"clinicians' mean {matched} {100 * r['matched_at']:.1f}%: CTNet's {own} there "
             f"{100 * r['estimate']:.1f}% ({100 * r['low']:.1f}–{100 * r['high']:.1f}) vs the clinicians' "
             f"mean {own} {100 * r['readers_mean']:.1f}% ({100 * r['readers_low']:.1f}–"
-            f"{100 * r['readers_high']:.1f}); resamples left out: {r['n_undefined']}"
+            f"{100 * r['readers_high']:.1f}); resamples left out: {int(r['n_undefined'])}"
         )
         rows.append(
             _row(
@@ -567,7 +567,7 @@ def attention_claim(
             & (localisation["method"] == method)
             & (localisation["metric"] == "lesion_enrichment")
         ]
-        if not rows.empty:
+        if not rows.empty and rows.iloc[0]["n_scans"] > 0:
             r = rows.iloc[0]
             ratio = (
                 f"; descriptive, ratio of sums over {int(r['n_scans'])} validation and test scans: "
