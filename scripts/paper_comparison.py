@@ -12,6 +12,7 @@ report_input_errors()
 
 import pandas as pd
 
+from htct.paper.claims import CLAIM_NOTES
 from htct.paper.run import compare_with_run
 from htct.tables import write_table
 
@@ -35,12 +36,16 @@ result["claims"].to_csv(out.claims_tsv, sep="\t", index=False)
 (result["mrmc"] if result["mrmc"] is not None else pd.DataFrame(columns=["analysis"])).to_csv(
     out.mrmc, sep="\t", index=False
 )
-for table, output, title in (
+for table, output, title, notes in (
     (
         "comparison",
         out.comparison,
         "The paper's published numbers beside this run's (95% CI, patient-level bootstrap)",
+        (),
     ),
-    ("claims_table", out.claims, "The paper's claims, decided on this run"),
+    # The claims' long texts go under each row on the page (as columns they overflow the report).
+    ("claims_table", out.claims, "The paper's claims, decided on this run", CLAIM_NOTES),
 ):
-    write_table(result[table], Path(output).with_suffix(""), title, snakemake.params.synthetic)
+    write_table(
+        result[table], Path(output).with_suffix(""), title, snakemake.params.synthetic, html_notes=notes
+    )

@@ -74,7 +74,7 @@ CLAIM_COLUMNS = [
 SUPERIORITY, NONINFERIORITY = "superiority", "non-inferiority"
 AUC_UNIT = "AUC difference"
 POINTS_UNIT = "percentage points"
-ENRICHMENT_UNIT = "mean enrichment - 1 (x chance)"
+ENRICHMENT_UNIT = "mean enrichment − 1 (× chance)"
 UNIT_SCALE = {AUC_UNIT: (1.0, 3), POINTS_UNIT: (100.0, 1), ENRICHMENT_UNIT: (1.0, 2)}
 """How each unit is printed: factor on the stored value (fractions) and decimals."""
 
@@ -713,6 +713,10 @@ def verdict_agrees(row: pd.Series | dict, alpha: float = 0.05, tolerance: float 
         if verdict_ != expected:
             problems.append(f"verdict {verdict_}, p {p:.4g} and estimate {estimate:.4g} say {expected}")
     return problems
+
+
+CLAIM_NOTES = ("Hypothesis", "Test", "Detail", "The paper")
+"""The columns of :func:`claims_table` that the HTML page shows under each claim (long text)."""
 
 
 def claims_table(claims: pd.DataFrame) -> pd.DataFrame:

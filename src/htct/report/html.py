@@ -26,8 +26,14 @@ td.number, th.number { text-align: right; }
 td.group { font-weight: 600; }
 td.prose { white-space: normal; min-width: 16rem; max-width: 34rem; }
 tbody tr:hover { background: #f1f5f9; }
+tr.noted td { border-bottom: none; }
+tr.note td { white-space: normal; font-size: 0.78rem; color: #475569; padding-bottom: 0.6rem; }
 .notice { color: #b45309; font-weight: 600; max-width: 60rem; }
 """
+
+
+PROSE_CHARACTERS = 60
+"""A table cell longer than this makes its column one that wraps (``td.prose``)."""
 
 
 def html_document(title: str, body: str) -> str:
@@ -61,11 +67,21 @@ def markdown_html(markdown: str) -> str:
         if table:
             rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in table]
             header, body = rows[0], rows[2:]
+            # A column of sentences wraps (as in htct.tables.write's pages); else it would run past
+            # the report's width.
+            prose = [
+                any(len(row[k]) > PROSE_CHARACTERS for row in body if k < len(row))
+                for k in range(len(header))
+            ]
+            cell = ['<td class="prose">' if wrap else "<td>" for wrap in prose]
             out.append(
                 "<table><thead><tr>"
                 + "".join(f"<th>{_inline(c)}</th>" for c in header)
                 + "</tr></thead><tbody>"
-                + "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in body)
+                + "".join(
+                    "<tr>" + "".join(f"{cell[k]}{_inline(c)}</td>" for k, c in enumerate(row)) + "</tr>"
+                    for row in body
+                )
                 + "</tbody></table>"
             )
             table.clear()
