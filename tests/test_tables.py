@@ -154,9 +154,9 @@ def test_html_page_shows_note_columns_under_each_row(tmp_path):
 
 
 def test_markdown_tables_wrap_columns_of_sentences():
-    from htct.report.html import PROSE_CHARACTERS, markdown_html
+    from htct.report.html import WRAP_CHARACTERS, markdown_html
 
-    sentence = "x" * (PROSE_CHARACTERS + 1)
+    sentence = "x" * (WRAP_CHARACTERS + 1)
     page = markdown_html(f"| check | detail |\n|---|---|\n| a | {sentence} |\n| b | short |\n")
-    assert f'<td class="prose">{sentence}</td>' in page and '<td class="prose">short</td>' in page
+    assert f'<td class="wrap">{sentence}</td>' in page and '<td class="wrap">short</td>' in page
     assert "<td>a</td>" in page
