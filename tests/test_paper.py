@@ -453,5 +453,3 @@ def test_claims_without_readers_or_baselines_are_undecided_with_a_reason() -> No
     assert details["auc_vs_clinician_average"] == "fewer than 2 readers"
     assert details["sensitivity_vs_every_clinician"] == "no reader study"
     assert details["auc_vs_baselines"] == "no baseline models"
-
-
