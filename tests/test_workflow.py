@@ -14,6 +14,7 @@ import yaml
 from htct.sheets import load_clinical
 from htct.split import check_split
 from htct.tables import table1_tidy
+from htct.tables.reader_study import EVERY_SCAN_HT_LABEL
 
 pytestmark = pytest.mark.slow
 
@@ -97,7 +98,7 @@ def test_models_evaluation_and_figures(tiny_run):
         assert predictions["p_ht"].between(0, 1).all()
         assert predictions["threshold"].nunique() == 1
     table2 = pd.read_csv(tiny_run / "results/tables/table2.csv")
-    raters = ["CTNet", *[f"Clinician {i}" for i in range(1, 9)], "Average (clinician)"]
+    raters = ["CTNet", *[f"Clinician {i}" for i in range(1, 9)], "Average (clinician)", EVERY_SCAN_HT_LABEL]
     assert list(dict.fromkeys(table2["Rater"])) == raters
     table3 = pd.read_csv(tiny_run / "results/tables/table3.csv")
     assert list(table3.columns) == ["Rater", "Metric", "estimate", "lower", "upper", "synthetic"]
@@ -298,6 +299,8 @@ def test_report_front_page_states_the_synthetic_cohort(tiny_run):
     # The run made the paper-vs-reproduction sheet (rules/paper.smk): the front page links it.
     assert "The paper's own numbers beside this run's" in front.replace("&#x27;", "'").replace("&#39;", "'")
     assert "is not\npart of this run" not in front.replace("</span>", "")
+    # ... with a link that opens the page, not its info panel
+    assert "javascript:app.setView({content:" in front.replace("&#x27;", "'").replace("&#39;", "'")
 
 
 def test_report_front_page_states_a_sites_own_cohort(tiny_run, tmp_path):
