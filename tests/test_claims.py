@@ -211,6 +211,25 @@ def test_contradicted_claims_do_not_hold() -> None:
     assert low.loc["ppv_vs_every_clinician", "verdict"] == DOES_NOT_HOLD
 
 
+def test_low_visibility_claim_uses_the_scans_whose_infarct_is_not_visible() -> None:
+    scans = _test_scans(0.3, 3.0)
+    claim_id = "accuracy_vs_every_clinician_not_visible"
+    undecided = paper_claims(scans, ["ctnet", "baseline"], 200, 1)[0].set_index("claim_id").loc[claim_id]
+    assert undecided["verdict"] == UNDECIDED and "lesion visibility" in undecided["detail"]
+    hidden = scans["scan_id"].str.endswith("scan1") & (scans["patient_id"].str[-1].astype(int) % 2 == 0)
+    visibility = pd.DataFrame({"scan_id": scans["scan_id"], "visible": np.where(hidden, "False", "True")})
+    row = paper_claims(scans, ["ctnet", "baseline"], 200, 1, visibility=visibility)[0].set_index("claim_id")
+    row = row.loc[claim_id]
+    n_hidden, n_patients = int(hidden.sum()), scans.loc[hidden, "patient_id"].nunique()
+    assert row["detail"].startswith(f"{n_hidden} test scans of {n_patients} patients")
+    assert row["verdict"] == HOLDS and verdict_agrees(row) == []
+    # the estimate shown is CTNet's accuracy minus a clinician's on those scans alone
+    subset = scans[hidden.to_numpy()]
+    ctnet = (subset["call_ctnet"] == subset["y_true"]).mean()
+    gaps = [ctnet - (subset[f"call_Clinician {i}"] == subset["y_true"]).mean() for i in range(1, 5)]
+    assert min(abs(row["estimate"] - gap) for gap in gaps) < 1e-12
+
+
 def test_verdict_agrees_finds_inconsistent_rows() -> None:
     row = {"estimate": 0.1, "low": 0.02, "high": 0.2, "p": 0.01, "margin": 0.0, "hypothesis": "superiority"}
     assert verdict_agrees(row | {"verdict": HOLDS}) == []
@@ -304,6 +323,7 @@ def test_tiny_workflow_claims_agree_with_themselves(tiny_run) -> None:
         "specificity_vs_every_clinician",
         "ppv_vs_every_clinician",
         "sensitivity_vs_baselines",
+        "accuracy_vs_every_clinician_not_visible",
         "attention_on_infarct",
     }
     assert expected <= set(claims["claim_id"])

@@ -373,6 +373,66 @@ def _bootstrap_claims(
     return rows
 
 
+LOW_VISIBILITY_SAYS = (
+    "Discussion: 'the model outperformed specialists in cases with low lesion visibility (Figure 3b)'"
+)
+
+
+def _low_visibility_claim(
+    test_scans: pd.DataFrame,
+    reference: str,
+    readers: Sequence[str],
+    visibility: pd.DataFrame | None,
+    n_bootstrap: int,
+    seed: int,
+    alpha: float,
+) -> dict:
+    """Accuracy against every clinician on the test scans whose infarct is not yet visible."""
+    claim = (
+        "CTNet's accuracy is above every clinician's on the test scans whose infarct is not yet visible",
+        LOW_VISIBILITY_SAYS,
+        BOOTSTRAP_TEST.format(who="clinician") + "; the test scans with an infarct not visible on CT only",
+    )
+    reason = ""
+    if not readers:
+        reason = "no reader study"
+    elif visibility is None or "visible" not in visibility.columns:
+        reason = "needs each test scan's lesion visibility (the synthetic truth's 'visible'; a site's data has none)"
+    if reason:
+        return _row("accuracy_vs_every_clinician_not_visible", *claim, verdict=UNDECIDED, detail=reason)
+    visible = visibility.set_index("scan_id")["visible"].astype(str).str.lower()
+    subset = test_scans[test_scans["scan_id"].map(visible).eq("false").to_numpy()].reset_index(drop=True)
+    if subset["patient_id"].nunique() < 2:
+        return _row(
+            "accuracy_vs_every_clinician_not_visible",
+            *claim,
+            verdict=UNDECIDED,
+            detail=f"{len(subset)} test scans with an infarct not yet visible: too few to test",
+        )
+    raters = [reference, *readers]
+    result = bootstrap_metrics(
+        subset["y_true"].to_numpy(),
+        subset["patient_id"].to_numpy(),
+        {r: subset[f"call_{r}"].to_numpy(dtype=float) for r in raters},
+        dict.fromkeys(raters, 0.5),
+        n_bootstrap,
+        seed,
+        metrics=("accuracy",),
+    )
+    replicates, estimate = result.replicates["accuracy"], result.estimate["accuracy"]
+    comparisons = [
+        _comparison(_label(r), replicates[:, 0] - replicates[:, k], estimate[0] - estimate[k], alpha)
+        for k, r in enumerate(raters)
+        if k > 0
+    ]
+    row = _intersection_row("accuracy_vs_every_clinician_not_visible", *claim, comparisons)
+    row["detail"] = (
+        f"{len(subset)} test scans of {subset['patient_id'].nunique()} patients with the infarct not yet "
+        f"visible; " + row["detail"]
+    )
+    return row
+
+
 def _operating_point_claims(
     test_scans: pd.DataFrame,
     reference: str,
@@ -634,6 +694,7 @@ def paper_claims(
     attribution_method: str = "gradcam",
     noninferiority_margin: float = 0.05,
     attribution_scans: pd.DataFrame | None = None,
+    visibility: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Every claim row, and the MRMC analysis behind the AUC rows.
 
@@ -649,6 +710,8 @@ def paper_claims(
         noninferiority_margin: AUC margin of the non-inferiority ("neurologists-level") row.
         attribution_scans: ``results/attribution/full_head/scans.tsv`` (per-scan values that decide
             the attention claim), or None: that claim is then undecided.
+        visibility: ``scan_id, visible`` per scan (the synthetic truth's ``scans.tsv``) for the claim
+            on scans whose infarct is not yet visible (fig. 3b), or None: that claim is undecided.
 
     Returns:
         ``(claims, mrmc)``: claims with :data:`CLAIM_COLUMNS` (estimates CTNet minus comparator, as
@@ -662,6 +725,7 @@ def paper_claims(
         *auc_rows,
         *_operating_point_claims(test_scans, reference, readers, n_bootstrap, seed, alpha),
         *_bootstrap_claims(test_scans, reference, readers, baselines, n_bootstrap, seed, alpha),
+        _low_visibility_claim(test_scans, reference, readers, visibility, n_bootstrap, seed, alpha),
         *_baseline_claims(test_scans, [reference, *baselines], alpha),
         attention_claim(
             attribution_scans,

@@ -57,12 +57,13 @@ def compare_with_run(
     """
     values = load_paper_values(values_path)
     test_scans = pd.read_csv(test_scans_path, sep="\t", dtype=IDS)
-    truth = Path(truth_dir) / "scans.tsv" if truth_dir else None
+    truth_path = Path(truth_dir) / "scans.tsv" if truth_dir else None
+    truth = pd.read_csv(truth_path, sep="\t", dtype=IDS) if truth_path and truth_path.is_file() else None
     oracle = None
-    if truth is not None and truth.is_file():
+    if truth is not None:
         oracle = oracle_metrics(
             test_scans,
-            pd.read_csv(truth, sep="\t", dtype=IDS),
+            truth,
             evaluate["n_bootstrap"],
             evaluate["seed"],
             paper["oracle_threshold"],
@@ -81,6 +82,7 @@ def compare_with_run(
         paper["attribution_method"],
         paper.get("noninferiority_margin", NONINFERIORITY_MARGIN),
         pd.read_csv(attribution_scans_path, sep="\t", dtype=IDS) if attribution_scans_path else None,
+        truth[["scan_id", "visible"]] if truth is not None and "visible" in truth.columns else None,
     )
     return {
         "reproduced": reproduced,
