@@ -230,6 +230,18 @@ def test_low_visibility_claim_uses_the_scans_whose_infarct_is_not_visible() -> N
     assert min(abs(row["estimate"] - gap) for gap in gaps) < 1e-12
 
 
+def test_published_aucs_of_the_discussion() -> None:
+    """The Discussion's other studies (0.787, 0.68): CTNet's AUC minus each, with its bootstrap CI."""
+    good = paper_claims(_test_scans(0.3, 1.0), ["ctnet", "baseline"], 200, 1)[0].set_index("claim_id")
+    poor = paper_claims(_test_scans(20.0, 1.0, n_patients=300), ["ctnet", "baseline"], 200, 1)[0]
+    poor = poor.set_index("claim_id")
+    for claim_id, value in (("auc_above_clinical_data_model", 0.787), ("auc_above_clinical_scales", 0.68)):
+        assert good.loc[claim_id, "verdict"] == HOLDS and poor.loc[claim_id, "verdict"] == DOES_NOT_HOLD
+        auc = float(good.loc[claim_id, "detail"].split()[2])
+        assert good.loc[claim_id, "estimate"] == pytest.approx(auc - value, abs=5e-4)
+        assert f"{value:g}" in good.loc[claim_id, "paper_says"] and good.loc[claim_id, "unit"] == AUC_UNIT
+
+
 def test_verdict_agrees_finds_inconsistent_rows() -> None:
     row = {"estimate": 0.1, "low": 0.02, "high": 0.2, "p": 0.01, "margin": 0.0, "hypothesis": "superiority"}
     assert verdict_agrees(row | {"verdict": HOLDS}) == []
@@ -324,6 +336,7 @@ def test_tiny_workflow_claims_agree_with_themselves(tiny_run) -> None:
         "ppv_vs_every_clinician",
         "sensitivity_vs_baselines",
         "accuracy_vs_every_clinician_not_visible",
+        "auc_above_clinical_data_model",
         "attention_on_infarct",
     }
     assert expected <= set(claims["claim_id"])
