@@ -148,8 +148,9 @@ def all_outputs():
 TABLE_FORMATS = ["csv", "md", "tex", "html"]
 """htct.tables.write_table's files: tidy CSV, Markdown, LaTeX, and the HTML the report shows."""
 
-# The figures of the report: stem under results/figures -> (label, what it shows, page title). The
-# label orders the report's list: Figures 1-3, the paper's supplementary figure 4, the additions.
+# The figures of the report: stem under results/figures -> (label, what it shows, page title; "" takes
+# the figure's own title). The label orders the report's list: Figures 1-3, the paper's supplementary
+# figure 4, the additions.
 REPORT_FIGURES = {
     "fig1_pipeline": (
         "Figure 1",
@@ -163,8 +164,8 @@ REPORT_FIGURES = {
     ),
     "fig3_attention": (
         "Figure 3",
-        "Grad-CAM attention of CTNet",
-        "Figure 3. Grad-CAM attention of CTNet",
+        "Attribution maps of CTNet (the method that passes the most tests, named on the page)",
+        "",  # the figure's own title, which names the method drawn (chosen when drawn)
     ),
     "supp_fig4_roc": (
         "Figure 4 (suppl.)",

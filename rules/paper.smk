@@ -14,6 +14,7 @@ rule paper_comparison:
         split="results/split/split.tsv",
         truth=truth_scans(),
         localisation="results/attribution/localisation.tsv",
+        attribution_scans="results/attribution/full_head/scans.tsv",
     output:
         comparison=report(
             "results/paper/comparison.html",

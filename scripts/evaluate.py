@@ -52,11 +52,13 @@ raters = "CTNet and clinicians" if readers is not None else "CTNet (no reader st
 tables = {  # table -> (output holding its .html, title)
     "table2": (
         "table2",
-        f"Table 2. {raters} on the test set, % ({ci}). {undefined['table2']}".strip(),
+        f"Table 2. {raters} on the test set, % ({ci}); last row: every scan called HT, for reference. "
+        f"{undefined['table2']}".strip(),
     ),
     "table3": (
         "table3",
-        f"Table 3. CTNet and the re-implemented models on the test set, % ({ci}); F1 is macro-averaged. "
+        f"Table 3. CTNet and the re-implemented models on the test set, % ({ci}); F1 is macro-averaged; "
+        "last row: every scan called HT, for reference. "
         f"{undefined['table3']}".strip(),
     ),
     "agreement": (
@@ -66,8 +68,9 @@ tables = {  # table -> (output holding its .html, title)
     ),
     "tests": (
         "tests",
-        "CTNet against every rater: DeLong test of AUC (Obuchowski's patient-clustered variance) and "
-        "patient-level McNemar test of correct calls (Durkalski)",
+        "CTNet against every rater: DeLong test of AUC (Obuchowski's patient-clustered variance; z is CTNet "
+        "minus the rater, > 0 where CTNet's AUC is higher, as in the claims) and patient-level McNemar test "
+        "of correct calls (Durkalski)",
     ),
 }
 for name, (output, title) in tables.items():

@@ -14,11 +14,12 @@ import pandas as pd
 
 from htct.sheets import load_clinical
 from htct.tables.numbers import paper_numbers, write_numbers
-from htct.tables.reader_study import AVERAGE_READER
+from htct.tables.reader_study import AVERAGE_READER, EVERY_SCAN_HT
 
 metrics = pd.read_csv(snakemake.input.metrics, sep="\t")
 models = snakemake.params.models
-readers = [r for r in dict.fromkeys(metrics["rater"]) if r not in models and r != AVERAGE_READER]
+not_readers = {*models, AVERAGE_READER, EVERY_SCAN_HT}  # the models, the readers' mean, the reference row
+readers = [r for r in dict.fromkeys(metrics["rater"]) if r not in not_readers]
 numbers = paper_numbers(
     load_clinical(snakemake.input.clinical),
     pd.read_csv(snakemake.input.scans, sep="\t", dtype={"patient_id": str, "scan_id": str}),

@@ -12,6 +12,7 @@ report_input_errors()
 
 import pandas as pd
 
+from htct.paper.claims import CLAIM_NOTES
 from htct.paper.comparison import comparison_html
 from htct.paper.run import compare_with_run
 from htct.tables import write_table
@@ -29,17 +30,21 @@ result = compare_with_run(
     snakemake.params.models,
     snakemake.params.evaluate,
     snakemake.params.paper,
+    inputs.attribution_scans,
 )
 result["reproduced"].to_csv(out.comparison_tsv, sep="\t", index=False)
 result["claims"].to_csv(out.claims_tsv, sep="\t", index=False)
 (result["mrmc"] if result["mrmc"] is not None else pd.DataFrame(columns=["analysis"])).to_csv(
     out.mrmc, sep="\t", index=False
 )
-for table, output, title in (
-    ("comparison", out.comparison, result["comparison_title"]),
-    ("claims_table", out.claims, "The paper's claims, decided on this run"),
+for table, output, title, notes in (
+    ("comparison", out.comparison, result["comparison_title"], ()),
+    # The claims' long texts go under each row on the page (as columns they overflow the report).
+    ("claims_table", out.claims, "The paper's claims, decided on this run", CLAIM_NOTES),
 ):
-    write_table(result[table], Path(output).with_suffix(""), title, snakemake.params.synthetic)
+    write_table(
+        result[table], Path(output).with_suffix(""), title, snakemake.params.synthetic, html_notes=notes
+    )
 # The comparison's page for the report: numbers only in columns, sources under the quantity (fits the panel)
 Path(out.comparison).write_text(
     comparison_html(result["comparison"], result["comparison_title"], snakemake.params.synthetic),

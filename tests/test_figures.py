@@ -136,6 +136,8 @@ def test_supp_fig4_roc_legend_and_reader_points(tmp_path, cohort):
     auc, low, high = delong_ci(y, scores["ctnet"])
     assert f"CTNet: AUC {auc:.2f} ({low:.2f}–{high:.2f})" in texts
     assert "CTNet: bootstrap 95% band" in texts
+    # the legend says which interval it gives (the tables print the patient-bootstrap one)
+    assert "AUC (95% CI by DeLong, scans as units;\ntables 2–3 print the patient-bootstrap CI)" in texts
     assert SYNTHETIC_FIGURE_NOTE in texts
     points = {line.get_label(): line for line in fig.axes[0].lines if line.get_label().startswith("Reader")}
     assert len(points) == 8

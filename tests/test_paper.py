@@ -33,7 +33,6 @@ from htct.paper.claims import (
     DOES_NOT_HOLD,
     HOLDS,
     UNDECIDED,
-    attention_claim,
     combined_verdict,
     paper_claims,
     verdict,
@@ -457,38 +456,3 @@ def test_claims_without_readers_or_baselines_are_undecided_with_a_reason() -> No
     assert details["auc_vs_clinician_average"] == "fewer than 2 readers"
     assert details["sensitivity_vs_every_clinician"] == "no reader study"
     assert details["auc_vs_baselines"] == "no baseline models"
-
-
-def localisation(lower: float, upper: float, method: str = "gradcam") -> pd.DataFrame:
-    """A results/attribution/localisation.tsv as docs/architecture.md specifies it."""
-    return pd.DataFrame(
-        {
-            "model": ["ctnet", "ctnet"],
-            "input": ["full_head", "skull_stripped"],
-            "method": [method, method],
-            "metric": ["lesion_enrichment", "lesion_enrichment"],
-            "n_scans": [30, 30],
-            "estimate": [(lower + upper) / 2, 9.0],
-            "lower": [lower, 8.0],
-            "upper": [upper, 10.0],
-            "chance": [1.0, 1.0],
-            "p_value": [0.01, 0.001],
-            "verdict": ["pass", "pass"],
-        }
-    )
-
-
-def test_attention_claim_from_constructed_localisation_files(tmp_path) -> None:
-    assert attention_claim(None, "ctnet")["detail"] == "no attribution results"
-    for (lower, upper), expected in (
-        ((2.0, 4.0), HOLDS),
-        ((0.2, 0.8), DOES_NOT_HOLD),
-        ((0.5, 2.0), UNDECIDED),
-    ):
-        path = tmp_path / "localisation.tsv"
-        localisation(lower, upper).to_csv(path, sep="\t", index=False)
-        row = attention_claim(pd.read_csv(path, sep="\t"), "ctnet")
-        assert row["verdict"] == expected, (lower, upper)
-        assert row["low"] == pytest.approx(lower - 1.0)  # estimate minus chance, full-head row only
-    row = attention_claim(localisation(2.0, 4.0, method="occlusion"), "ctnet")
-    assert row["verdict"] == UNDECIDED and "no localisation row" in row["detail"]

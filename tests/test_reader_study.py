@@ -10,7 +10,7 @@ import pytest
 from htct.evaluate import binary_metrics, bootstrap_metrics
 from htct.evaluate.study import evaluate_study, with_reader_average
 from htct.tables.numbers import paper_numbers, write_numbers
-from htct.tables.reader_study import AVERAGE_READER, ci_table
+from htct.tables.reader_study import AVERAGE_READER, EVERY_SCAN_HT, EVERY_SCAN_HT_LABEL, ci_table
 
 MODELS = ["ctnet", "wozniak2023", "soundari2022"]
 READERS = [f"Clinician {i}" for i in range(1, 9)]
@@ -43,10 +43,15 @@ def test_table2_and_table3_layout_and_values():
     scans, predictions, readers = _fixture()
     out = evaluate_study(predictions, readers, n_bootstrap=200, seed=1)
     table2 = out["table2"]
-    assert list(table2.index) == ["CTNet", *READERS, AVERAGE_READER]
+    assert list(table2.index) == ["CTNet", *READERS, AVERAGE_READER, EVERY_SCAN_HT_LABEL]
     assert list(table2.columns) == ["Accuracy", "Sensitivity", "Specificity", "PPV", "F1", "AUC"]
     table3 = out["table3"]
-    assert list(table3.index) == ["CTNet", "Woźniak et al. (2023)", "Soundari et al. (2022)"]
+    assert list(table3.index) == [
+        "CTNet",
+        "Woźniak et al. (2023)",
+        "Soundari et al. (2022)",
+        EVERY_SCAN_HT_LABEL,
+    ]
     assert list(table3.columns) == ["Accuracy", "Sensitivity", "Specificity", "F1 (macro)"]
     # The point estimate in the table is the plain metric on the test scans, in percent.
     ordered = scans.sort_values("scan_id")
@@ -63,6 +68,31 @@ def test_table2_and_table3_layout_and_values():
         f"CTNet vs {name}" for name in ["Woźniak et al. (2023)", "Soundari et al. (2022)", *READERS]
     ]
     assert out["agreement"].shape == (18, 9)
+
+
+def test_every_scan_ht_reference_row_scores_the_prevalence():
+    scans, predictions, readers = _fixture(seed=7)
+    out = evaluate_study(predictions, readers, n_bootstrap=200, seed=1)
+    p = scans["y_true"].mean()
+    row = out["table2_tidy"].query("Rater == @EVERY_SCAN_HT_LABEL").set_index("Metric")["estimate"]
+    expected = {
+        "Accuracy": p,
+        "Sensitivity": 1,
+        "Specificity": 0,
+        "PPV": p,
+        "F1": 2 * p / (1 + p),
+        "AUC": 0.5,
+    }
+    assert row.to_dict() == pytest.approx({k: 100 * v for k, v in expected.items()})
+    macro = out["table3_tidy"].query("Rater == @EVERY_SCAN_HT_LABEL and Metric == 'F1 (macro)'")["estimate"]
+    assert macro.item() == pytest.approx(100 * p / (1 + p))
+    # its interval is the prevalence's over the resamples; the other raters' are unchanged by it
+    metrics = out["metrics"].set_index(["rater", "metric"])
+    assert (
+        metrics.loc[(EVERY_SCAN_HT, "accuracy"), "low"] < p < metrics.loc[(EVERY_SCAN_HT, "accuracy"), "high"]
+    )
+    assert not any(column.endswith(EVERY_SCAN_HT) for column in out["scans"].columns)
+    assert EVERY_SCAN_HT_LABEL not in out["tests"].index.str.cat()
 
 
 def test_tidy_tables_hold_the_numbers_and_the_pretty_tables_come_from_them():
@@ -179,8 +209,8 @@ def test_tests_table_is_patient_clustered_and_undefined_resamples_are_noted():
 def test_without_a_reader_study_tables_have_no_reader_rows_and_numbers_no_reader_ranges(tmp_path):
     scans, predictions, _ = _fixture()
     out = evaluate_study(predictions, None, n_bootstrap=100, seed=1)
-    assert list(out["table2"].index) == ["CTNet"]
-    assert set(out["metrics"]["rater"]) == set(MODELS)
+    assert list(out["table2"].index) == ["CTNet", EVERY_SCAN_HT_LABEL]
+    assert set(out["metrics"]["rater"]) == {*MODELS, EVERY_SCAN_HT}
     assert list(out["tests"].index) == ["CTNet vs Woźniak et al. (2023)", "CTNet vs Soundari et al. (2022)"]
     # Agreement is among the models (3 x 3 percent and kappa blocks), not CTNet with itself.
     assert out["agreement"].shape == (6, 3)
@@ -204,3 +234,12 @@ def test_without_a_reader_study_tables_have_no_reader_rows_and_numbers_no_reader
     assert back["readers"] == {} and "percent_among_readers" not in back.get("agreement", {})
     markdown = (tmp_path / "numbers.md").read_text()
     assert "reader" not in markdown.lower() and "SYNTHETIC" not in markdown
+
+
+def test_delong_z_is_ctnet_minus_the_rater():
+    """The tests table's z has the claims' sign: positive where CTNet's AUC is the higher."""
+    _, predictions, readers = _fixture(seed=11)
+    tests = evaluate_study(predictions, readers, n_bootstrap=50, seed=1)["tests_tidy"]
+    z = tests["DeLong z (CTNet − rater)"]
+    difference = tests["AUC CTNet"] - tests["AUC"]
+    assert (difference != 0).all() and (np.sign(z) == np.sign(difference)).all()

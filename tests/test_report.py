@@ -107,7 +107,12 @@ def test_front_page_links_the_paper_comparison_when_the_run_has_it():
     other = SimpleNamespace(path=Path("results/tables/table1.html"), target="table1.html", name="table1.html")
     page = _render(rst, [other, comparison])
     assert "Cohort: synthetic." in page
-    assert "javascript:app.showResultInfo('results/paper/comparison.html')" in page
+    # the link opens the page itself (as a click in the report's list does), not its info panel
+    assert (
+        "javascript:app.setView({content:'html',contentPath:results['results/paper/comparison.html'].data_uri,"
+        "resultPath:'results/paper/comparison.html'})"
+    ) in page.replace("&#x27;", "'").replace("&#39;", "'")
+    assert "showResultInfo('results/paper/comparison.html')\">comparison.html" not in page
     assert "System Message" not in page and "table1.html" not in page.split("Cohort")[1].split("</p>")[0]
     without = _render(rst, [other])
     assert "is not\npart of this run" in without and "System Message" not in without
@@ -130,3 +135,23 @@ def test_markdown_html_renders_the_audits_constructs():
         in page
     )
     assert "<h2>Next</h2>" in page and "---" not in page
+
+
+def test_figure_page_title_from_the_figure_itself(tmp_path):
+    """Figure 3's page is titled by the method actually drawn, which only the figure knows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from htct.figures.style import save_figure
+    from htct.report.pages import png_title
+
+    fig, _ = plt.subplots()
+    title = "Figure 3. Occlusion of CTNet (full head input) on test scans"
+    _, png = save_figure(fig, tmp_path / "fig3", title, synthetic=True)
+    plt.close(fig)
+    assert png_title(png) == title
+    plain = tmp_path / "plain.png"
+    plt.figure().savefig(plain)
+    assert png_title(plain) == ""

@@ -136,3 +136,27 @@ def test_html_page_wraps_only_columns_of_sentences():
     assert '<td class="label prose">' + sentence + "</td>" in page
     assert '<td class="label">short</td>' in page and '<td class="number">0.010</td>' in page
     assert "td.prose { white-space: normal" in page  # the page's own style lets them wrap
+
+
+def test_html_page_shows_note_columns_under_each_row(tmp_path):
+    """Long-text columns named as notes go under their row on the page, across the table, so the table
+    fits the report's width; the other formats keep them as columns."""
+    from htct.tables.write import table_html
+
+    flat = pd.DataFrame({"Claim": ["a", "b"], "p": ["0.010", "0.200"], "Test": ["DeLong", "McNemar & co"]})
+    page = table_html(flat, "Claims", synthetic=False, notes=["Test"])
+    assert "<th>Test</th>" not in page and page.count('<tr class="note">') == 2
+    assert '<td colspan="2"><strong>Test:</strong> McNemar &amp; co</td>' in page
+    with pytest.raises(ValueError, match="not columns"):
+        table_html(flat, "Claims", synthetic=False, notes=["Detail"])
+    csv, md, _, _ = write_table(flat.set_index("Claim"), tmp_path / "c", "Claims", False, html_notes=["Test"])
+    assert "| Test |" in md.read_text() and "Test" in pd.read_csv(csv).columns
+
+
+def test_markdown_tables_wrap_columns_of_sentences():
+    from htct.report.html import WRAP_CHARACTERS, markdown_html
+
+    sentence = "x" * (WRAP_CHARACTERS + 1)
+    page = markdown_html(f"| check | detail |\n|---|---|\n| a | {sentence} |\n| b | short |\n")
+    assert f'<td class="wrap">{sentence}</td>' in page and '<td class="wrap">short</td>' in page
+    assert "<td>a</td>" in page

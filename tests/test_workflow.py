@@ -2,6 +2,7 @@
 
 import base64
 import json
+import os
 import re
 import shutil
 
@@ -13,6 +14,7 @@ import yaml
 from htct.sheets import load_clinical
 from htct.split import check_split
 from htct.tables import table1_tidy
+from htct.tables.reader_study import EVERY_SCAN_HT_LABEL
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +98,7 @@ def test_models_evaluation_and_figures(tiny_run):
         assert predictions["p_ht"].between(0, 1).all()
         assert predictions["threshold"].nunique() == 1
     table2 = pd.read_csv(tiny_run / "results/tables/table2.csv")
-    raters = ["CTNet", *[f"Clinician {i}" for i in range(1, 9)], "Average (clinician)"]
+    raters = ["CTNet", *[f"Clinician {i}" for i in range(1, 9)], "Average (clinician)", EVERY_SCAN_HT_LABEL]
     assert list(dict.fromkeys(table2["Rater"])) == raters
     table3 = pd.read_csv(tiny_run / "results/tables/table3.csv")
     assert list(table3.columns) == ["Rater", "Metric", "estimate", "lower", "upper", "synthetic"]
@@ -172,26 +174,38 @@ def test_paper_comparison_claims_and_audit(tiny_run):
     assert "SYNTHETIC COHORT" in (tiny_run / "results/paper/comparison.md").read_text()
     claims = pd.read_csv(tiny_run / "results/paper/claims.tsv", sep="\t").set_index("claim_id")
     assert set(claims["verdict"]) <= {"holds", "does not hold", "undecided"}
-    # The attribution stage's localisation table decides the attention claim (its verdict is named).
-    assert "attribution stage's verdict" in claims.loc["attention_on_infarct", "detail"]
+    # The attention claim is decided on the test scans' per-scan values (results/attribution/full_head/scans.tsv).
+    assert "on the test scans" in claims.loc["attention_on_infarct", "test"]
     mrmc = pd.read_csv(tiny_run / "results/paper/mrmc.tsv", sep="\t")
     assert list(mrmc["analysis"]) == ["RRRC", "RRFC", "FRRC"]
     audit = (tiny_run / "results/paper/audit.md").read_text()
     assert "# Audit of the paper's own numbers" in audit and "45/61 = 73.77%" in audit
     assert "Unit" in pd.read_csv(tiny_run / "results/tables/tests.csv").columns
-    # A localisation table with a clear lesion enrichment makes the claim hold.
-    localisation = tiny_run / "results/attribution/localisation.tsv"
-    real = localisation.read_bytes()
-    row = "ctnet\tfull_head\tgradcam\tlesion_enrichment\t10\t3.0\t2.0\t4.0\t1.0\t0.01\tpass\n"
-    header = "model\tinput\tmethod\tmetric\tn_scans\testimate\tlower\tupper\tchance\tp_value\tverdict\n"
-    localisation.write_text(header + row)
+    # Test scans with a clearly enriched map make the claim hold; only paper_comparison reruns (the
+    # attribution summary, which also reads the file, is not allowed to), and the file's bytes and
+    # time are restored after.
+    per_scan = tiny_run / "results/attribution/full_head/scans.tsv"
+    real, times = per_scan.read_bytes(), per_scan.stat()
+    scans = pd.read_csv(per_scan, sep="\t", dtype={"patient_id": str, "scan_id": str})
+    test = scans["part"] == "test"
+    scans.loc[test, "visible"], scans.loc[test, "enrichment"] = True, 4.0 + scans.loc[test, "row"] % 3
+    scans.to_csv(per_scan, sep="\t", index=False)
+    rerun = (
+        "--forcerun",
+        "paper_comparison",
+        "--allowed-rules",
+        "paper_comparison",
+        "--rerun-triggers",
+        "mtime",
+    )
     try:
-        run_snakemake(tiny_run, "--forcerun", "paper_comparison", "--rerun-triggers", "mtime")
+        run_snakemake(tiny_run, *rerun)
         claims = pd.read_csv(tiny_run / "results/paper/claims.tsv", sep="\t").set_index("claim_id")
         assert claims.loc["attention_on_infarct", "verdict"] == "holds"
     finally:
-        localisation.write_bytes(real)
-        run_snakemake(tiny_run, "--forcerun", "paper_comparison", "--rerun-triggers", "mtime")
+        per_scan.write_bytes(real)
+        os.utime(per_scan, ns=(times.st_atime_ns, times.st_mtime_ns))
+        run_snakemake(tiny_run, *rerun)
 
 
 def test_paper_tables_in_the_papers_layout(tiny_run):
@@ -299,6 +313,8 @@ def test_report_front_page_states_the_synthetic_cohort(tiny_run):
     # The run made the paper-vs-reproduction sheet (rules/paper.smk): the front page links it.
     assert "The paper's own numbers beside this run's" in front.replace("&#x27;", "'").replace("&#39;", "'")
     assert "is not\npart of this run" not in front.replace("</span>", "")
+    # ... with a link that opens the page, not its info panel
+    assert "javascript:app.setView({content:" in front.replace("&#x27;", "'").replace("&#39;", "'")
 
 
 def test_report_front_page_states_a_sites_own_cohort(tiny_run, tmp_path):

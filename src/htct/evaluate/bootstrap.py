@@ -195,6 +195,58 @@ def percentile_ci(replicates: NDArray[np.float64], alpha: float = 0.05) -> tuple
     return low, high
 
 
+def percentile_p_value(replicates: ArrayLike, null: float = 0.0, side: str = "two-sided") -> float:
+    """The p-value that agrees with the percentile interval: the smallest alpha whose interval excludes
+    ``null``.
+
+    The percentile interval's bounds are quantiles of the replicates (numpy's linear interpolation,
+    as in :func:`percentile_ci`). Inverting that same quantile function gives the levels at which the
+    lower bound rises above ``null`` (``q_low``) and the upper bound falls below it (``1 - q_high``):
+    the two-sided p is ``2 * min(q_low, 1 - q_high)``, the one-sided p (alternative: above ``null``)
+    is ``q_low``. So "the 1 - alpha interval lies above ``null``" holds exactly when the one-sided p is
+    below alpha / 2, and "it excludes ``null``" exactly when the two-sided p is below alpha; the
+    usual share of replicates beyond ``null`` can disagree with the interval at the edge.
+
+    Args:
+        replicates: bootstrap values of one statistic (NaN replicates are left out).
+        null: the value tested.
+        side: ``"two-sided"`` or ``"greater"`` (alternative: the statistic is above ``null``).
+
+    Returns:
+        The p-value in [0, 1]; NaN when no replicate is defined.
+    """
+    values = np.sort(np.asarray(replicates, dtype=np.float64).ravel())
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return float("nan")
+    last = values.size - 1
+    if last == 0:  # one replicate: every quantile is that value
+        q_low, q_high = float(values[0] <= null), float(values[0] < null)
+        below, above = q_low, 1.0 - q_high
+    else:
+        # Positions (0..last) on the sorted replicates; counted from the nearer end to keep the digits.
+        k = int(np.searchsorted(values, null, side="right"))  # values[:k] <= null
+        if k == 0:
+            below = 0.0
+        elif k == values.size:
+            below = float(last)
+        else:  # the largest position whose interpolated quantile is still <= null
+            below = k - 1 + (null - values[k - 1]) / (values[k] - values[k - 1])
+        m = int(np.searchsorted(values, null, side="left"))  # values[:m] < null
+        if m == 0:
+            above = float(last)
+        elif m == values.size:
+            above = 0.0
+        else:  # positions above the smallest one whose quantile is >= null
+            above = (last - m) + (values[m] - null) / (values[m] - values[m - 1])
+        below, above = below / last, above / last
+    if side == "greater":
+        return float(below)
+    if side != "two-sided":
+        raise ValueError(f"side must be 'two-sided' or 'greater', got {side!r}")
+    return float(min(1.0, 2 * min(below, above)))
+
+
 def bca_ci(
     replicates: NDArray[np.float64],
     estimate: NDArray[np.float64],

@@ -13,6 +13,7 @@ from htct.evaluate.bootstrap import BootstrapResult, bootstrap_metrics
 from htct.evaluate.summary import agreement_tables, auc_table, mcnemar_tests, rater_inputs
 from htct.tables.reader_study import (  # the paper's layout of the numbers
     AVERAGE_READER,
+    EVERY_SCAN_HT,
     agreement_table,
     agreement_tidy,
     ci_table,
@@ -82,6 +83,11 @@ def evaluate_study(
         ci_method: "percentile" or "bca".
         reader_threshold: a reader calls HT when p_ht >= this.
 
+    The bootstrap also scores the trivial reference rater :data:`EVERY_SCAN_HT` (every test scan
+    called HT), which tables 2 and 3 print last; it is in ``metrics`` only, not in the scans, the
+    agreement or the tests. The draws depend on the patients and the seed only, so it changes no
+    other rater's interval.
+
     Returns:
         DataFrames: metrics (long, numeric), table2, table3, agreement, tests (pretty, display
         strings) and table2_tidy, table3_tidy, agreement_tidy, tests_tidy (the same as numbers),
@@ -94,8 +100,8 @@ def evaluate_study(
     result = bootstrap_metrics(
         scans["y_true"],
         scans["patient_id"],
-        scores,
-        thresholds,
+        scores | {EVERY_SCAN_HT: np.ones(len(scans))},
+        thresholds | {EVERY_SCAN_HT: 0.5},
         n_bootstrap,
         seed,
         jackknife=ci_method == "bca",

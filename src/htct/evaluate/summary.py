@@ -194,7 +194,9 @@ def auc_table(
             patient's scans are one unit); None: scans are independent.
 
     Returns:
-        DataFrame ``rater, auc, low, high, z, p`` (``z, p`` NaN on the reference's row).
+        DataFrame ``rater, auc, low, high, z, p`` (``z, p`` NaN on the reference's row); ``z`` is
+        the reference minus the rater (> 0: the reference's AUC is the higher), the sign convention
+        of the paper's claims (CTNet minus comparator).
     """
     y = np.asarray(y_true)
     units_per_class = [int(y.sum()), int((1 - y).sum())]
@@ -211,7 +213,7 @@ def auc_table(
         z, p = (
             (np.nan, np.nan)
             if rater == reference
-            else delong_test(y_true, score, scores[reference], patient_ids)
+            else delong_test(y_true, scores[reference], score, patient_ids)  # reference minus rater
         )
         rows.append((rater, value, low, high, z, p))
     return pd.DataFrame(rows, columns=["rater", "auc", "low", "high", "z", "p"])

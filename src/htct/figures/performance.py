@@ -268,6 +268,10 @@ def default_calibration_bins(n_scans: int) -> int:
     return int(np.clip(round(n_scans / 10), 2, 10))
 
 
+ROC_LEGEND_TITLE = "AUC (95% CI by DeLong, scans as units;\ntables 2–3 print the patient-bootstrap CI)"
+"""The ROC legend's title: which interval the legend gives, and that the tables give another."""
+
+
 def supp_fig4_roc(
     y_true: ArrayLike,
     scores: Mapping[str, ArrayLike],
@@ -355,7 +359,8 @@ def supp_fig4_roc(
         legend_below(
             fig,
             model_handles + ([band_handle] if band_handle is not None else []),
-            title="AUC (95% CI, DeLong)",
+            # Say which interval this is: the tables print the patient-bootstrap one, which differs.
+            title=ROC_LEGEND_TITLE,
             title_fontsize=7,
             handlelength=1.5,
         )

@@ -15,6 +15,8 @@ from htct.sheets import load_clinical
 from htct.tables.table1 import table1_values
 
 IDS = {"patient_id": str, "scan_id": str}
+NONINFERIORITY_MARGIN = 0.05
+"""The schema's default of ``paper.noninferiority_margin`` (for callers without a validated config)."""
 
 
 def compare_with_run(
@@ -29,6 +31,7 @@ def compare_with_run(
     models: Sequence[str],
     evaluate: Mapping,
     paper: Mapping,
+    attribution_scans_path: str | Path | None = None,
 ) -> dict[str, pd.DataFrame | None]:
     """Read a run's tidy outputs and set them beside the paper.
 
@@ -43,7 +46,10 @@ def compare_with_run(
         localisation_path: ``results/attribution/localisation.tsv``, or None.
         models: the models, CTNet first.
         evaluate: the ``evaluate`` config (bootstrap resamples and seed, as the evaluation used).
-        paper: the ``paper`` config (alpha, attribution method, oracle threshold).
+        paper: the ``paper`` config (alpha, attribution method, oracle threshold, non-inferiority
+            margin).
+        attribution_scans_path: ``results/attribution/full_head/scans.tsv`` (per-scan attribution
+            values that decide the attention claim), or None.
 
     Returns:
         ``reproduced`` (tidy numbers), ``comparison`` (formatted), ``comparison_title`` (its caption, with
@@ -52,12 +58,13 @@ def compare_with_run(
     """
     values = load_paper_values(values_path)
     test_scans = pd.read_csv(test_scans_path, sep="\t", dtype=IDS)
-    truth = Path(truth_dir) / "scans.tsv" if truth_dir else None
+    truth_path = Path(truth_dir) / "scans.tsv" if truth_dir else None
+    truth = pd.read_csv(truth_path, sep="\t", dtype=IDS) if truth_path and truth_path.is_file() else None
     oracle = None
-    if truth is not None and truth.is_file():
+    if truth is not None:
         oracle = oracle_metrics(
             test_scans,
-            pd.read_csv(truth, sep="\t", dtype=IDS),
+            truth,
             evaluate["n_bootstrap"],
             evaluate["seed"],
             paper["oracle_threshold"],
@@ -74,6 +81,9 @@ def compare_with_run(
         paper["alpha"],
         localisation,
         paper["attribution_method"],
+        paper.get("noninferiority_margin", NONINFERIORITY_MARGIN),
+        pd.read_csv(attribution_scans_path, sep="\t", dtype=IDS) if attribution_scans_path else None,
+        truth[["scan_id", "visible"]] if truth is not None and "visible" in truth.columns else None,
     )
     comparison = comparison_table(values, reproduced, oracle is not None)
     return {

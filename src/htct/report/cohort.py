@@ -16,13 +16,17 @@ FRONT_PAGE_MARKER = ".. cohort statement"
 """The line of report/workflow.rst (an rst comment, invisible) that the statement replaces."""
 
 # Rendered by Snakemake's Jinja (with `files`, the report's results): a link to the sheet of branch
-# `paper` that sets the paper's numbers beside this run's, when the run made one.
+# `paper` that sets the paper's numbers beside this run's, when the run made one. Snakemake's own
+# link target for a result (`res.target`) opens its info panel; this link opens the page itself, as a
+# click on the result in the report's list does (the report app's `setView` with the result's
+# data URI). An anonymous reference (`__`), so that it defines no second target of that name.
 _COMPARISON_LINK = """
 {% for res in files if (res.path|string).startswith("results/paper/comparison") %}
 {% if loop.first %}
 The paper's own numbers beside this run's:
 {% endif %}
-`{{ res.name }} <{{ res.target }}_>`_{% if not loop.last %},{% endif %}
+`{{ res.name }} <javascript:app.setView({content:'html',contentPath:results['{{ res.path }}'].data_uri,\
+resultPath:'{{ res.path }}'})>`__{% if not loop.last %},{% endif %}
 
 {% else %}
 The sheet that sets the paper's numbers beside this run's (``results/paper/comparison.*``) is not

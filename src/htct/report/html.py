@@ -25,9 +25,18 @@ thead th { border-bottom: 2px solid #334155; text-align: left; vertical-align: b
 td.number, th.number { text-align: right; }
 td.group { font-weight: 600; }
 td.prose { white-space: normal; min-width: 16rem; max-width: 34rem; }
+td.wrap { white-space: normal; min-width: 9rem; max-width: 34rem; overflow-wrap: anywhere; }
 tbody tr:hover { background: #f1f5f9; }
+tr.noted td { border-bottom: none; }
+tr.note td { white-space: normal; font-size: 0.78rem; color: #475569; padding-bottom: 0.6rem; }
 .notice { color: #b45309; font-weight: 600; max-width: 60rem; }
 """
+
+
+PROSE_CHARACTERS = 60
+"""A table cell longer than this makes its column one that wraps (``td.prose``)."""
+WRAP_CHARACTERS = 30
+"""In the Markdown documents' tables (the audit), a cell longer than this makes its column wrap."""
 
 
 def html_document(title: str, body: str) -> str:
@@ -61,11 +70,20 @@ def markdown_html(markdown: str) -> str:
         if table:
             rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in table]
             header, body = rows[0], rows[2:]
+            # Columns of sentences or of lists wrap; else the audit's tables run past the report's
+            # width (they have several such columns, hence the lower bar and narrower minimum).
+            wraps = [
+                any(len(row[k]) > WRAP_CHARACTERS for row in body if k < len(row)) for k in range(len(header))
+            ]
+            cell = ['<td class="wrap">' if wrap else "<td>" for wrap in wraps]
             out.append(
                 "<table><thead><tr>"
                 + "".join(f"<th>{_inline(c)}</th>" for c in header)
                 + "</tr></thead><tbody>"
-                + "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in body)
+                + "".join(
+                    "<tr>" + "".join(f"{cell[k]}{_inline(c)}</td>" for k, c in enumerate(row)) + "</tr>"
+                    for row in body
+                )
                 + "</tbody></table>"
             )
             table.clear()

@@ -27,6 +27,34 @@ def rst_html(text: str) -> str:
     return publish_parts(text, writer="html", settings_overrides=settings)["body"]
 
 
+def png_title(path: str | Path) -> str:
+    """The title a figure stored in its PNG (:func:`htct.figures.style.save_figure`'s ``Title``), without
+    the synthetic-cohort note (the page states it on its own); "" when it has none.
+
+    A figure whose content is decided while it is drawn (figure 3 shows the attribution method that
+    passes the most tests) names that content in its title; the page takes it from there rather than
+    from a name fixed when the workflow is planned.
+    """
+    # The PNG's text chunks, read with the standard library (Pillow would be one more pin of the
+    # plots env for a few lines): length, type, data, CRC each. tEXt: "Title\0<latin-1 text>"; iTXt
+    # (text beyond latin-1, e.g. an em dash): "Title\0", compression flag and method, language\0,
+    # translated keyword\0, UTF-8 text (matplotlib does not compress it).
+    data, title, at = Path(path).read_bytes(), "", 8
+    while at + 8 <= len(data):
+        length, kind = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8]
+        chunk = data[at + 8 : at + 8 + length]
+        if kind == b"tEXt" and chunk.startswith(b"Title\0"):
+            title = chunk[6:].decode("latin-1")
+            break
+        if kind == b"iTXt" and chunk.startswith(b"Title\0") and chunk[6] == 0:
+            title = chunk[8:].split(b"\0", 2)[2].decode("utf-8")
+            break
+        if kind == b"IDAT":  # matplotlib writes its text chunks before the image data
+            break
+        at += 12 + length
+    return title.split(" — Synthetic cohort")[0].strip()
+
+
 def data_uri(path: str | Path, mime: str) -> str:
     """The file as a base64 data URI."""
     return f"data:{mime};base64,{base64.b64encode(Path(path).read_bytes()).decode('ascii')}"

@@ -10,12 +10,13 @@ from __future__ import annotations
 import html
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from htct import SYNTHETIC_NOTICE
-from htct.report.html import html_document, notice_html
+from htct.report.html import PROSE_CHARACTERS, html_document, notice_html
 
 MISSING = "–"
 """How a missing value prints in the pretty tables (md, tex, html)."""
@@ -24,7 +25,6 @@ MISSING = "–"
 _MISSING_SPELLINGS = {"NA", "N/A", "nan", "NaN", "<NA>"}
 # A cell that reads as a number ("61.54 (26.62–90.06)", "-1.328", "<0.001", "120 (68.2)"): its
 # column is right-aligned in the HTML page; text columns stay left-aligned.
-PROSE_CHARACTERS = 60  # a cell longer than this makes its column one that wraps in the HTML page
 _NUMBER = re.compile(r"^[<>]?[-−]?\d")
 
 
@@ -73,6 +73,7 @@ def write_table(
     synthetic: bool,
     *,
     tidy: pd.DataFrame | None = None,
+    html_notes: Sequence[str] = (),
 ) -> list[Path]:
     """Write `{stem}.csv` (tidy), `{stem}.md`, `{stem}.tex` and `{stem}.html` (pretty).
 
@@ -89,6 +90,9 @@ def write_table(
             tables and sets the CSV's `synthetic` column).
         tidy: the same table as numbers, in long (tidy) form; the table builders of
             :mod:`htct.tables` return it beside the pretty one.
+        html_notes: columns of long text that the HTML page shows under each row, across the table's
+            width, instead of as columns (a table of several such columns does not fit the report's
+            width otherwise); the other formats keep them as columns.
 
     Returns:
         The paths written: csv, md, tex, html.
@@ -117,7 +121,7 @@ def write_table(
         f"\\begin{{tabular}}{{{'l' * len(table.index.names)}{'r' * len(table.columns)}}}\n\\hline\n"
         f"{header}\n\\hline\n{rows}\n\\hline\n\\end{{tabular}}\n\\end{{table}}\n"
     )
-    html_text = table_html(flat, title, synthetic, n_label_columns=len(table.index.names))
+    html_text = table_html(flat, title, synthetic, n_label_columns=len(table.index.names), notes=html_notes)
     paths = [stem.with_suffix(suffix) for suffix in (".csv", ".md", ".tex", ".html")]
     for path, text in zip(paths, (csv_text, md_text, tex_text, html_text), strict=True):
         _atomic_write(path, text)
@@ -131,7 +135,9 @@ def _markdown(flat: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def table_html(flat: pd.DataFrame, title: str, synthetic: bool, n_label_columns: int = 1) -> str:
+def table_html(
+    flat: pd.DataFrame, title: str, synthetic: bool, n_label_columns: int = 1, notes: Sequence[str] = ()
+) -> str:
     """A self-contained HTML page of a pretty table (no scripts, no external files), as the
     Snakemake report shows it inline.
 
@@ -141,10 +147,16 @@ def table_html(flat: pd.DataFrame, title: str, synthetic: bool, n_label_columns:
         synthetic: adds the synthetic-cohort notice above the table.
         n_label_columns: how many leading columns are row labels (groups in bold); of the other
             columns those whose every cell reads as a number are right-aligned.
+        notes: columns shown under each row, across the table ("Name: text" each), not as columns.
 
     Returns:
         The HTML document.
     """
+    missing = [name for name in notes if name not in flat.columns]
+    if missing:
+        raise ValueError(f"note columns {missing} are not columns of the table")
+    note_rows = flat[list(notes)]
+    flat = flat.drop(columns=list(notes))
     numeric = [
         k >= n_label_columns
         and all(_NUMBER.match(str(v)) or str(v) in ("", MISSING) for v in flat.iloc[:, k])
@@ -157,13 +169,19 @@ def table_html(flat: pd.DataFrame, title: str, synthetic: bool, n_label_columns:
         for k, column in enumerate(flat.columns)
     )
     rows = []
-    for row in flat.to_numpy().tolist():
+    for i, row in enumerate(flat.to_numpy().tolist()):
         cells = []
         for k, value in enumerate(row):
             css = "group" if k == 0 and n_label_columns > 1 else ("number" if numeric[k] else "label")
             css += " prose" if prose[k] and not numeric[k] else ""
             cells.append(f'<td class="{css}">{html.escape(str(value))}</td>')
-        rows.append("<tr>" + "".join(cells) + "</tr>")
+        rows.append(('<tr class="noted">' if notes else "<tr>") + "".join(cells) + "</tr>")
+        if notes:
+            text = "<br>".join(
+                f"<strong>{html.escape(name)}:</strong> {html.escape(str(note_rows.iloc[i][name]))}"
+                for name in notes
+            )
+            rows.append(f'<tr class="note"><td colspan="{flat.shape[1]}">{text}</td></tr>')
     body = (
         f"{notice_html(synthetic)}<table>\n<caption>{html.escape(title)}</caption>\n"
         f"<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>\n"
