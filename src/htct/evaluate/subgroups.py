@@ -16,7 +16,8 @@ independent; with ``A_g`` the AUC in group g and ``V_g`` its patient-clustered D
 (Obuchowski 1997, :func:`htct.evaluate.delong.delong_covariance`), the test of equal AUCs is
 Cochran's heterogeneity statistic ``Q = sum_g (A_g - A_w)^2 / V_g`` with ``A_w`` the inverse-variance
 weighted mean, chi-square with (groups - 1) degrees of freedom. With two groups it is the square of
-the usual ``z = (A_1 - A_2) / sqrt(V_1 + V_2)``. Only the groups that carry a number enter it.
+the usual ``z = (A_1 - A_2) / sqrt(V_1 + V_2)``. Only the groups that carry a number enter it. A
+group whose AUC has no DeLong variance (perfect separation, AUC 1 or 0) leaves Q undefined (NaN).
 """
 
 from __future__ import annotations
@@ -213,9 +214,11 @@ def auc_interaction(
                     "statistic": q,
                     "df": df,
                     "p": p,
-                    "test": "Cochran's Q of independent AUCs, patient-clustered DeLong variances"
-                    if len(aucs) >= 2
-                    else TOO_FEW,
+                    "test": TOO_FEW
+                    if len(aucs) < 2
+                    else "Cochran's Q of independent AUCs, patient-clustered DeLong variances"
+                    if np.isfinite(q)
+                    else "undefined: a group's AUC has no variance (perfect separation)",
                 }
             )
     return pd.DataFrame(rows)

@@ -149,8 +149,8 @@ def interaction_table(interaction: pd.DataFrame) -> pd.DataFrame:
             "AUCs": interaction["aucs"].replace("", MISSING),
             "Groups with too few patients": interaction["groups_left_out"].replace("", MISSING),
             "Q (df)": [
-                f"{q:.2f} ({df})" if np.isfinite(q) else TOO_FEW
-                for q, df in interaction[["statistic", "df"]].to_numpy()
+                f"{q:.2f} ({df})" if np.isfinite(q) else test
+                for q, df, test in interaction[["statistic", "df", "test"]].to_numpy()
             ],
             "p": [_p(p) for p in interaction["p"]],
         }
