@@ -289,7 +289,7 @@ def test_tiny_run_has_the_clinical_models_and_tables(tiny_run):
     table = pd.read_csv(tiny_run / "results/tables/image_clinical.csv")
     assert table["synthetic"].all()
     assert set(table["Rater"]) >= {"CTNet", "Clinical variables (logistic)", "CTNet + clinical (late fusion)"}
-    assert table["Rater"].str.startswith("Ceiling").sum() == 2
+    assert table.loc[table["Rater"].str.startswith("Ceiling"), "Rater"].nunique() == 2
     claims = pd.read_csv(tiny_run / "results/tables/image_clinical_claims.csv")
     adds = claims.set_index("claim_id").loc[["scan_adds_to_clinical", "clinical_adds_to_scan"]]
     assert set(adds["verdict"]) <= {"holds", "does not hold", "undecided"}
