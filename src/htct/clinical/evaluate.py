@@ -179,9 +179,10 @@ def evaluate_image_clinical(
         interval), ``claims``, ``treatment`` (long, :func:`subgroup_metrics`), ``interaction``
         (:func:`auc_interaction`), ``scans`` (the test scans with every score).
     """
-    scans, scores, thresholds = rater_inputs(
-        {m: predictions[m] for m in MODELS}, readers, "test", reader_threshold
-    )
+    # Every model on CTNet's scans (the clinical model could score a scan without an image array).
+    image_scans = set(predictions["ctnet"]["scan_id"])
+    models = {m: predictions[m][predictions[m]["scan_id"].isin(image_scans)] for m in MODELS}
+    scans, scores, thresholds = rater_inputs(models, readers, "test", reader_threshold)
     reader_names = [r for r in scores if r not in MODELS]
     ceilings = ceiling_scores(scans, truth_dir)
     all_scores = {**scores, **ceilings}

@@ -195,17 +195,22 @@ def fit_clinical(
 
 
 def _aligned(ctnet: pd.DataFrame, clinical_predictions: pd.DataFrame) -> pd.DataFrame:
-    """CTNet's and the clinical model's predictions of the same scans, side by side."""
+    """CTNet's and the clinical model's predictions of CTNet's scans, side by side.
+
+    The clinical model predicts every kept scan from the chart; a scan CTNet did not predict (none
+    in the workflow, where both come from results/split/scans.tsv) is left out, a CTNet scan without
+    a clinical prediction is an error.
+    """
     merged = ctnet[["patient_id", "scan_id", "split", "y_true", "p_ht"]].merge(
         clinical_predictions[["scan_id", "split", "y_true", "p_ht"]],
         on="scan_id",
-        how="outer",
+        how="left",
         suffixes=("", "_clinical"),
         indicator=True,
     )
     if (merged["_merge"] != "both").any():
         scan = merged.loc[merged["_merge"] != "both", "scan_id"].iloc[0]
-        raise ValueError(f"CTNet and the clinical model do not predict the same scans (e.g. {scan})")
+        raise ValueError(f"the clinical model has no prediction for CTNet's scan {scan}")
     if not (
         merged["split"].eq(merged["split_clinical"]) & merged["y_true"].eq(merged["y_true_clinical"])
     ).all():
