@@ -298,3 +298,27 @@ def test_tiny_run_has_the_clinical_models_and_tables(tiny_run):
     assert not treatment["carried"].any() and treatment["estimate"].isna().all()
     for stem in ("image_clinical", "image_clinical_claims", "treatment", "treatment_interaction"):
         assert "SYNTHETIC COHORT" in (tiny_run / f"results/tables/{stem}.html").read_text()
+
+
+def test_own_cohort_without_truth_or_readers_has_no_ceilings_and_no_clinicians():
+    from htct.clinical.evaluate import evaluate_image_clinical
+    from htct.tables.clinical import image_clinical_table, image_clinical_tidy
+
+    sheet, ctnet, clinical_predictions = _fusion_inputs(seed=4)
+    model = fit_fusion(ctnet, clinical_predictions, sheet)
+    predictions = {
+        "clinical": clinical_predictions,
+        "ctnet": ctnet,
+        "ctnet_clinical": fusion_predictions(model, ctnet, clinical_predictions, sheet),
+    }
+    out = evaluate_image_clinical(predictions, None, sheet, None, n_bootstrap=50)
+    assert set(out["metrics"]["rater"]) == {"clinical", "ctnet", "ctnet_clinical"}
+    assert list(out["claims"]["claim_id"]) == ["scan_adds_to_clinical", "clinical_adds_to_scan"]
+    table = image_clinical_table(image_clinical_tidy(out["metrics"]))
+    assert list(table.index) == ["Clinical variables (logistic)", "CTNet", "CTNet + clinical (late fusion)"]
+    assert list(table.columns)[-2:] == ["Calibration slope", "Calibration intercept"]
+    # 200 test patients: the medication groups and thrombolysis yes / no carry numbers and are tested.
+    interaction = out["interaction"].set_index(["grouping", "rater"])
+    assert interaction.loc[("thrombolysis", "ctnet"), "groups_tested"] == "yes, no"
+    assert interaction.loc[("thrombolysis", "ctnet"), "df"] == 1
+    assert 0 <= interaction.loc[("medication", "ctnet"), "p"] <= 1
