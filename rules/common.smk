@@ -126,6 +126,14 @@ def all_outputs():
             ],
         )
         targets += expand("results/tables/attribution.{ext}", ext=["csv", "md", "tex"])
+        targets += expand(
+            "results/tables/{table}.{ext}",
+            table=["image_clinical", "image_clinical_claims", "treatment"],
+            ext=TABLE_FORMATS,
+        )
+        targets += expand(
+            "results/tables/treatment_interaction.{ext}", ext=TABLE_FORMATS
+        )
     if SYNTHETIC:
         targets += ["results/evaluation/counterfactuals.tsv"]
         targets += expand(
