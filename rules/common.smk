@@ -139,6 +139,10 @@ def all_outputs():
         "results/paper/audit.html",
         "results/paper/mrmc.tsv",
     ]
+    targets += expand(
+        "results/manuscript/{file}",
+        file=["report.html", "report.pdf", "tripod_ai.md", "tripod_ai.html"],
+    )
     return targets
 
 

@@ -1,0 +1,262 @@
+"""Where the reproduction report reads each of its numbers: the one place that names output files.
+
+Each function takes an :class:`~htct.manuscript.values.Outputs` and returns what one part of the
+report needs, every number a :class:`~htct.manuscript.values.Value`. A path or a column that
+another stage renames is changed here only. An optional stage that the run did not make (the
+repeats, the counterfactuals of an own cohort, the reader study) gives ``None``, and the report says
+"not run" for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from htct.manuscript.values import ROW, Outputs, Value
+
+# Output files -> the rule that writes them (the report links each number to both).
+PATIENTS = "results/qc/patients.tsv"
+SERIES = "results/qc/series.tsv"
+SCANS = "results/qc/scans.tsv"
+PREPROCESS = "results/arrays/preprocess.json"
+NUMBERS = "results/numbers.json"
+METRICS = "results/evaluation/metrics.tsv"
+TABLE1 = "results/tables/table1.csv"
+TABLE2 = "results/tables/table2.csv"
+TABLE3 = "results/tables/table3.csv"
+TESTS = "results/tables/tests.csv"
+COMPARISON = "results/paper/comparison.csv"
+CLAIMS = "results/paper/claims.tsv"
+MRMC = "results/paper/mrmc.tsv"
+AUDIT = "results/paper/audit.tsv"
+COUNTERFACTUALS = "results/evaluation/counterfactual_summary.tsv"
+ATTRIBUTION = "results/attribution/verdicts.tsv"
+# Issue 22's repeats stage (absent on main): the spread of the test metrics over repeated trainings.
+REPEATS = "results/repeats/spread.tsv"
+
+RULES = {
+    PATIENTS: "split",
+    SERIES: "convert_dicom",
+    SCANS: "convert_dicom",
+    PREPROCESS: "preprocess",
+    NUMBERS: "numbers",
+    METRICS: "evaluate",
+    TABLE1: "table1",
+    TABLE2: "evaluate",
+    TABLE3: "evaluate",
+    TESTS: "evaluate",
+    COMPARISON: "paper_comparison",
+    CLAIMS: "paper_comparison",
+    MRMC: "paper_comparison",
+    AUDIT: "paper_audit",
+    COUNTERFACTUALS: "counterfactuals",
+    ATTRIBUTION: "attribution_summary",
+    REPEATS: "repeats",
+}
+
+
+def model_files(model: str, k_folds: int = 0) -> dict[str, Any]:
+    """A trained model's outputs: its threshold (rule train, or merge_folds after a k-fold training) and
+    the epochs table of its training, or of each fold's (rule train_fold)."""
+    folder = f"results/models/{model}"
+    folds = [f"{folder}/fold{k}" for k in range(k_folds)] if k_folds >= 2 else [folder]
+    return {"threshold": f"{folder}/threshold.json", "epochs": [f"{fold}/epochs.tsv" for fold in folds]}
+
+
+def rules_for(models: Sequence[str], k_folds: int = 0) -> dict[str, str]:
+    """:data:`RULES` plus every model's files, for a run whose rules are not known from its DAG."""
+    rules = dict(RULES)
+    for model in models:
+        files = model_files(model, k_folds)
+        rules[files["threshold"]] = "train" if k_folds < 2 else "merge_folds"
+        rules |= dict.fromkeys(files["epochs"], "train" if k_folds < 2 else "train_fold")
+    return rules
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def cohort(out: Outputs) -> dict[str, Any]:
+    """Conversion and QC counts: patients of the clinical sheet, series found, kept and excluded."""
+    series = out.table(SERIES)
+    reasons = sorted(set(series.loc[series["status"] == "excluded", "reason"]))
+    patients = out.table(PATIENTS)
+    patient_reasons = sorted(set(patients.loc[patients["status"] != "included", "reason"]))
+    return {
+        "patients_listed": out.count(PATIENTS),
+        "patients_included": out.count(PATIENTS, status="included"),
+        "patients_excluded": [
+            (out.text(PATIENTS, "reason", **{ROW: str(_first(patients, "reason", r))}), out.count(PATIENTS, reason=r))
+            for r in patient_reasons
+        ],
+        "series_found": out.count(SERIES),
+        "series_kept": out.count(SERIES, status="kept"),
+        "series_excluded": out.count(SERIES, status="excluded"),
+        "exclusions": [
+            (out.text(SERIES, "reason", **{ROW: str(_first(series, "reason", r))}), out.count(SERIES, status="excluded", reason=r))
+            for r in reasons
+        ],
+        "scans_kept": out.count(SCANS),
+        "numbers": numbers_cohort(out),
+    }
+
+
+def _first(table, column: str, value: str) -> int:
+    """Position of the first row whose `column` is `value` (to cite a reason once)."""
+    return int((table[column] == value).to_numpy().argmax())
+
+
+def numbers_cohort(out: Outputs) -> dict[str, Value]:
+    """The cohort's counts, age and sex (rule numbers)."""
+    keys = ("patients", "patients_ht", "patients_non_ht", "scans", "scans_ht", "scans_non_ht")
+    values = {key: out.json(NUMBERS, f"cohort.{key}") for key in keys}
+    values["age_mean"] = out.json(NUMBERS, "cohort.age_mean", decimals=1)
+    values["age_sd"] = out.json(NUMBERS, "cohort.age_sd", decimals=1)
+    values["male_percent"] = out.json(NUMBERS, "cohort.male_percent", decimals=1)
+    return values
+
+
+def split(out: Outputs) -> list[dict[str, Value | str]]:
+    """Patients, scans and HT scans of each part of the split."""
+    parts = []
+    for part in ("train", "val", "test"):
+        parts.append(
+            {"part": part}
+            | {key: out.json(NUMBERS, f"split.{part}.{key}") for key in ("patients", "scans", "scans_ht")}
+        )
+    return parts
+
+
+def preprocessing(out: Outputs) -> list[tuple[str, Value]]:
+    """Every scalar parameter of the preprocessing (its key path, its value)."""
+    import json
+
+    leaves: list[tuple[str, Value]] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for key, child in node.items():
+                walk(child, f"{path}.{key}" if path else str(key))
+        elif isinstance(node, list):
+            for index, child in enumerate(node):
+                walk(child, f"{path}.{index}")
+        elif node is not None:
+            decimals = 0 if isinstance(node, int | bool | str) or float(node).is_integer() else 2
+            leaves.append((path, out.json(PREPROCESS, path, decimals=decimals)))
+
+    walk(json.loads((out.root / PREPROCESS).read_text(encoding="utf-8")), "")
+    return leaves
+
+
+def models(out: Outputs, names: Sequence[str], k_folds: int = 0) -> list[dict[str, Any]]:
+    """Each model's display name, epochs run (per fold after a k-fold training) and threshold."""
+    rows = []
+    for name in names:
+        files = model_files(name, k_folds)
+        rows.append(
+            {
+                "label": model_label(out, name),
+                "epochs": [out.count(file) for file in files["epochs"] if out.exists(file)],
+                "threshold": (
+                    out.json(files["threshold"], "threshold", decimals=3) if out.exists(files["threshold"]) else None
+                ),
+            }
+        )
+    return rows
+
+
+def generic_table(out: Outputs, file: str, decimals: int = 3, columns: Sequence[str] | None = None) -> dict[str, Any] | None:
+    """Any table of the run, every cell a Value (numbers as numbers, the rest as text); None if absent."""
+    if not out.exists(file):
+        return None
+    table = out.table(file)
+    columns = [c for c in (columns or table.columns) if c in table.columns]
+    rows = []
+    for position in range(len(table)):
+        row = []
+        for column in columns:
+            cell = table.iloc[position][column]
+            where = {ROW: str(position)}
+            if _number(cell) and cell not in ("nan", "NaN"):
+                row.append(out.cell(file, column, decimals=0 if cell.lstrip("-").isdigit() else decimals, **where))
+            else:
+                row.append(out.text(file, column, **where))
+        rows.append(row)
+    return {"file": file, "columns": columns, "rows": rows}
+
+
+# Table 1's tidy columns that the report shows (the synthetic flag is stated once, above the tables).
+TABLE1_COLUMNS = ["characteristic", "level", "group", "group_n", "count", "percent", "mean", "sd"]
+
+
+def model_label(out: Outputs, model: str) -> Value:
+    """A model's display name, as the run's numbers file gives it (e.g. "CTNet")."""
+    return out.json(NUMBERS, f"models.{model}.label")
+
+
+def test_metric(out: Outputs, model: str, metric: str) -> dict[str, Value]:
+    """A model's test-set metric with its bootstrap interval, in % with one decimal."""
+    return {k: out.json(NUMBERS, f"models.{model}.{metric}.{k}", scale=100, decimals=1) for k in ("value", "low", "high")}
+
+
+def readers(out: Outputs) -> dict[str, Any] | None:
+    """The reader study: each metric's range over the clinicians and their average; None without one."""
+    numbers = out.json(NUMBERS, "readers").value
+    if not numbers:
+        return None
+    metrics = {}
+    for metric in numbers:
+        base = f"readers.{metric}"
+        metrics[metric] = {
+            "min": out.json(NUMBERS, f"{base}.min", scale=100, decimals=1),
+            "max": out.json(NUMBERS, f"{base}.max", scale=100, decimals=1),
+            "average": {
+                k: out.json(NUMBERS, f"{base}.average_with_ci.{k}", scale=100, decimals=1)
+                for k in ("value", "low", "high")
+            },
+        }
+    agreement = {
+        key: out.json(NUMBERS, f"agreement.{key}", decimals=2)
+        for key in ("fleiss_kappa_readers",)
+    }
+    return {"metrics": metrics, "agreement": agreement}
+
+
+def claims(out: Outputs) -> list[dict[str, Value]] | None:
+    """The paper's claims with the run's verdicts: differences in percentage points, p-values."""
+    if not out.exists(CLAIMS):
+        return None
+    rows = []
+    for position in range(len(out.table(CLAIMS))):
+        where = {ROW: str(position)}
+        row = {key: out.text(CLAIMS, key, **where) for key in ("claim", "test", "verdict", "detail")}
+        for key in ("estimate", "low", "high"):
+            row[key] = out.cell(CLAIMS, key, scale=100, decimals=1, **where)
+        row["p"] = out.cell(CLAIMS, "p", decimals=3, **where)
+        rows.append(row)
+    return rows
+
+
+def audit(out: Outputs) -> dict[str, Any] | None:
+    """The audit of the paper's own numbers: checks per result, and the findings not consistent."""
+    if not out.exists(AUDIT):
+        return None
+    table = out.table(AUDIT)
+    results = list(dict.fromkeys(table["result"]))
+    return {
+        "checks": out.count(AUDIT),
+        "by_result": [
+            (out.text(AUDIT, "result", **{ROW: str(_first(table, "result", r))}), out.count(AUDIT, result=r))
+            for r in results
+        ],
+        "inconsistent": [
+            {key: out.text(AUDIT, key, **{ROW: str(position)}) for key in ("check", "subject", "detail")}
+            for position in range(len(table))
+            if table.iloc[position]["result"] == "inconsistent"
+        ],
+    }
