@@ -14,16 +14,19 @@ localrules:
 def made_by_workflow(path):
     """The rule that writes `path` in this workflow's DAG, or None (an optional stage not included)."""
     for candidate in workflow.rules:
-        if candidate.name not in ("all", "manuscript", "tripod_ai") and candidate.is_producer(
-            path
-        ):
+        if candidate.name not in (
+            "all",
+            "manuscript",
+            "tripod_ai",
+        ) and candidate.is_producer(path):
             return candidate.name
     return None
 
 
 def manuscript_files():
     """Output file -> rule for every file the report reads: the stages this run has (attribution with
-    CTNet, counterfactuals on the synthetic cohort, repeats where the workflow has that stage)."""
+    CTNet, counterfactuals on the synthetic cohort, repeats where the workflow has that stage).
+    """
     models = config["train"]["models"]
     wanted = list(manuscript_sources.RULES)
     for model in models:
@@ -62,14 +65,18 @@ rule manuscript:
 def tripod_outputs():
     """The outputs that the TRIPOD+AI items name and this workflow makes; an item whose output no
     rule makes is reported by rule tripod_ai as missing (HTCT-ERROR)."""
-    items = yaml.safe_load(Path(workflow.basedir, "resources", "tripod_ai.yaml").read_text())
+    items = yaml.safe_load(
+        Path(workflow.basedir, "resources", "tripod_ai.yaml").read_text()
+    )
     reference = config["train"]["models"][0]
     paths = {
         path.format(reference=reference)
         for item in items["items"] + items["abstract_items"]
         for path in item.get("outputs", [])
     }
-    return sorted(path for path in paths if made_by_workflow(path) or path.endswith("report.html"))
+    return sorted(
+        path for path in paths if made_by_workflow(path) or path.endswith("report.html")
+    )
 
 
 rule tripod_ai:

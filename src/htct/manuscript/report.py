@@ -61,6 +61,7 @@ def environment(page: str) -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters["n"] = lambda value: number_element(value, page)
+    env.filters["href"] = lambda file: link(file, page)
     return env
 
 
@@ -78,9 +79,11 @@ def collect(out: Outputs, models: Sequence[str], synthetic: bool, k_folds: int =
         "reference": sources.model_label(out, reference),
         "reference_auc": sources.test_metric(out, reference, "auc"),
         "readers": readers,
-        "table1": sources.generic_table(out, sources.TABLE1, decimals=1, columns=sources.TABLE1_COLUMNS),
-        "table2": sources.generic_table(out, sources.TABLE2, decimals=1),
-        "table3": sources.generic_table(out, sources.TABLE3, decimals=1),
+        "baseline": sources.table1(out),
+        "clinicians": sources.interval_table(out, sources.TABLE2),
+        "compared": sources.interval_table(out, sources.TABLE3),
+        "preprocess_file": sources.PREPROCESS,
+        "claims_file": sources.CLAIMS,
         "tests": sources.generic_table(out, sources.TESTS),
         "comparison": sources.generic_table(out, sources.COMPARISON, decimals=1),
         "mrmc": sources.generic_table(out, sources.MRMC) if readers else None,
@@ -100,7 +103,7 @@ def render_html(context: Mapping[str, Any], page: str = "results/manuscript/repo
 
 def write_pdf(html_text: str, pdf: Path, base_url: Path) -> None:
     """The same page as PDF, through WeasyPrint (links to the files kept as PDF links)."""
-    import weasyprint  # noqa: PLC0415  (heavy: imported only where a PDF is written)
+    import weasyprint  # heavy (cffi, pango): imported only where a PDF is written
 
     weasyprint.HTML(string=html_text, base_url=str(base_url)).write_pdf(str(pdf))
 

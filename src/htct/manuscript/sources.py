@@ -91,19 +91,30 @@ def cohort(out: Outputs) -> dict[str, Any]:
         "patients_listed": out.count(PATIENTS),
         "patients_included": out.count(PATIENTS, status="included"),
         "patients_excluded": [
-            (out.text(PATIENTS, "reason", **{ROW: str(_first(patients, "reason", r))}), out.count(PATIENTS, reason=r))
+            (
+                out.text(PATIENTS, "reason", **{ROW: str(_first(patients, "reason", r))}),
+                out.count(PATIENTS, reason=r),
+            )
             for r in patient_reasons
         ],
         "series_found": out.count(SERIES),
         "series_kept": out.count(SERIES, status="kept"),
         "series_excluded": out.count(SERIES, status="excluded"),
         "exclusions": [
-            (out.text(SERIES, "reason", **{ROW: str(_first(series, "reason", r))}), out.count(SERIES, status="excluded", reason=r))
+            (
+                out.text(SERIES, "reason", **{ROW: str(_first(series, "reason", r))}),
+                out.count(SERIES, status="excluded", reason=r),
+            )
             for r in reasons
         ],
         "scans_kept": out.count(SCANS),
         "numbers": numbers_cohort(out),
     }
+
+
+def _is_p_value(column: str) -> bool:
+    """A column of p-values (shown with three significant digits, not three decimals)."""
+    return column == "p" or column.endswith(" p") or column.startswith("p_")
 
 
 def _first(table, column: str, value: str) -> int:
@@ -163,19 +174,24 @@ def models(out: Outputs, names: Sequence[str], k_folds: int = 0) -> list[dict[st
                 "label": model_label(out, name),
                 "epochs": [out.count(file) for file in files["epochs"] if out.exists(file)],
                 "threshold": (
-                    out.json(files["threshold"], "threshold", decimals=3) if out.exists(files["threshold"]) else None
+                    out.json(files["threshold"], "threshold", decimals=3)
+                    if out.exists(files["threshold"])
+                    else None
                 ),
             }
         )
     return rows
 
 
-def generic_table(out: Outputs, file: str, decimals: int = 3, columns: Sequence[str] | None = None) -> dict[str, Any] | None:
+def generic_table(
+    out: Outputs, file: str, decimals: int = 3, columns: Sequence[str] | None = None
+) -> dict[str, Any] | None:
     """Any table of the run, every cell a Value (numbers as numbers, the rest as text); None if absent."""
     if not out.exists(file):
         return None
     table = out.table(file)
-    columns = [c for c in (columns or table.columns) if c in table.columns]
+    # the synthetic flag of every row is stated once, at the top of the report
+    columns = [c for c in (columns or table.columns) if c in table.columns and c != "synthetic"]
     rows = []
     for position in range(len(table)):
         row = []
@@ -183,15 +199,12 @@ def generic_table(out: Outputs, file: str, decimals: int = 3, columns: Sequence[
             cell = table.iloc[position][column]
             where = {ROW: str(position)}
             if _number(cell) and cell not in ("nan", "NaN"):
-                row.append(out.cell(file, column, decimals=0 if cell.lstrip("-").isdigit() else decimals, **where))
+                places = 0 if cell.lstrip("-").isdigit() else (-3 if _is_p_value(column) else decimals)
+                row.append(out.cell(file, column, decimals=places, **where))
             else:
                 row.append(out.text(file, column, **where))
         rows.append(row)
     return {"file": file, "columns": columns, "rows": rows}
-
-
-# Table 1's tidy columns that the report shows (the synthetic flag is stated once, above the tables).
-TABLE1_COLUMNS = ["characteristic", "level", "group", "group_n", "count", "percent", "mean", "sd"]
 
 
 def model_label(out: Outputs, model: str) -> Value:
@@ -201,7 +214,10 @@ def model_label(out: Outputs, model: str) -> Value:
 
 def test_metric(out: Outputs, model: str, metric: str) -> dict[str, Value]:
     """A model's test-set metric with its bootstrap interval, in % with one decimal."""
-    return {k: out.json(NUMBERS, f"models.{model}.{metric}.{k}", scale=100, decimals=1) for k in ("value", "low", "high")}
+    return {
+        k: out.json(NUMBERS, f"models.{model}.{metric}.{k}", scale=100, decimals=1)
+        for k in ("value", "low", "high")
+    }
 
 
 def readers(out: Outputs) -> dict[str, Any] | None:
@@ -220,10 +236,7 @@ def readers(out: Outputs) -> dict[str, Any] | None:
                 for k in ("value", "low", "high")
             },
         }
-    agreement = {
-        key: out.json(NUMBERS, f"agreement.{key}", decimals=2)
-        for key in ("fleiss_kappa_readers",)
-    }
+    agreement = {key: out.json(NUMBERS, f"agreement.{key}", decimals=2) for key in ("fleiss_kappa_readers",)}
     return {"metrics": metrics, "agreement": agreement}
 
 
@@ -237,7 +250,7 @@ def claims(out: Outputs) -> list[dict[str, Value]] | None:
         row = {key: out.text(CLAIMS, key, **where) for key in ("claim", "test", "verdict", "detail")}
         for key in ("estimate", "low", "high"):
             row[key] = out.cell(CLAIMS, key, scale=100, decimals=1, **where)
-        row["p"] = out.cell(CLAIMS, "p", decimals=3, **where)
+        row["p"] = out.cell(CLAIMS, "p", decimals=-3, **where)
         rows.append(row)
     return rows
 
@@ -260,3 +273,73 @@ def audit(out: Outputs) -> dict[str, Any] | None:
             if table.iloc[position]["result"] == "inconsistent"
         ],
     }
+
+
+def interval_table(
+    out: Outputs, file: str, row: str = "Rater", column: str = "Metric", decimals: int = 1
+) -> dict[str, Any] | None:
+    """A tidy table of estimates with intervals (tables 2 and 3) laid out as the paper prints it:
+    one row per rater, one column per metric, each cell estimate (lower–upper)."""
+    if not out.exists(file):
+        return None
+    table = out.table(file)
+    rows = list(dict.fromkeys(table[row]))
+    columns = list(dict.fromkeys(table[column]))
+    cells = []
+    for name in rows:
+        line = []
+        for metric in columns:
+            where = {row: name, column: metric}
+            if len(table[(table[row] == name) & (table[column] == metric)]) != 1:
+                line.append(None)
+                continue
+            line.append(
+                {k: out.cell(file, k, decimals=decimals, **where) for k in ("estimate", "lower", "upper")}
+            )
+        first = out.text(file, row, **{ROW: str(_first(table, row, name))})
+        cells.append((first, line))
+    headers = [out.text(file, column, **{ROW: str(_first(table, column, metric))}) for metric in columns]
+    return {"file": file, "columns": headers, "rows": cells}
+
+
+def table1(out: Outputs) -> dict[str, Any] | None:
+    """Table 1 as the paper prints it: one row per characteristic (and level), one column per group;
+    each cell n (%) or mean ± SD, every number a Value of the tidy CSV."""
+    if not out.exists(TABLE1):
+        return None
+    table = out.table(TABLE1)
+    groups = list(dict.fromkeys(table["group"]))
+    rows = []
+    for characteristic, level in dict.fromkeys(zip(table["characteristic"], table["level"], strict=True)):
+        picked = table[(table["characteristic"] == characteristic) & (table["level"] == level)]
+        first = str(int(picked.index[0]))
+        cells = []
+        for group in groups:
+            where = {"characteristic": characteristic, "level": level, "group": group}
+            row = picked[picked["group"] == group]
+            if len(row) != 1:
+                cells.append(None)
+                continue
+            decimals = {"count": 0, "percent": 1, "mean": 1, "sd": 1}
+            cells.append(
+                {
+                    k: out.cell(TABLE1, k, decimals=d, **where)
+                    for k, d in decimals.items()
+                    if row.iloc[0][k] != ""
+                }
+            )
+        rows.append(
+            {
+                "characteristic": out.text(TABLE1, "characteristic", **{ROW: first}),
+                "level": out.text(TABLE1, "level", **{ROW: first}),
+                "cells": cells,
+            }
+        )
+    headers = [
+        {
+            "group": out.text(TABLE1, "group", **{ROW: str(_first(table, "group", g))}),
+            "n": out.cell(TABLE1, "group_n", **{ROW: str(_first(table, "group", g))}),
+        }
+        for g in groups
+    ]
+    return {"file": TABLE1, "groups": headers, "rows": rows}

@@ -55,7 +55,10 @@ def fill(items: Mapping[str, Any], root: Path, reference: str) -> list[Entry]:
             if "authors" in item:
                 status, reason = AUTHORS, item["authors"]
             else:
-                status, reason = (MISSING if missing else ADDRESSED), item.get("note", "").format(reference=reference)
+                status, reason = (
+                    (MISSING if missing else ADDRESSED),
+                    item.get("note", "").format(reference=reference),
+                )
             entries.append(
                 Entry(
                     id=str(item["id"]),
@@ -85,7 +88,9 @@ def check_complete(entries: Sequence[Entry]) -> None:
     """Stop with one line when an item the run should address has no output."""
     missing = [entry for entry in entries if entry.status == MISSING]
     if missing:
-        details = "; ".join(f"item {entry.id} ({entry.title}): {', '.join(entry.missing)}" for entry in missing)
+        details = "; ".join(
+            f"item {entry.id} ({entry.title}): {', '.join(entry.missing)}" for entry in missing
+        )
         raise HTCTInputError(
             f"TRIPOD+AI checklist: {len(missing)} item(s) the run should address have no output: {details}. "
             "Run the stage that makes it, or mark the item for the authors in resources/tripod_ai.yaml."
@@ -97,7 +102,12 @@ def _where(entry: Entry, link) -> str:
         return entry.reason
     parts = []
     if entry.anchor is not None:
-        parts.append(link(f"{REPORT}#{entry.anchor}" if entry.anchor else REPORT, "report" + (f", {entry.anchor}" if entry.anchor else "")))
+        parts.append(
+            link(
+                f"{REPORT}#{entry.anchor}" if entry.anchor else REPORT,
+                "report" + (f", {entry.anchor}" if entry.anchor else ""),
+            )
+        )
     parts += [link(path, path) for path in entry.outputs if path != REPORT]
     text = "; ".join(parts)
     return f"{text}. {entry.reason}" if entry.reason else text
@@ -120,7 +130,12 @@ def markdown(entries: Sequence[Entry], source: str, synthetic: bool) -> str:
         "",
     ]
     for part, heading in (("main", "Main checklist"), ("abstract", "TRIPOD+AI for Abstracts")):
-        lines += [f"## {heading}", "", "| item | section | D/E | item (short title) | status | where / why |", "|---|---|---|---|---|---|"]
+        lines += [
+            f"## {heading}",
+            "",
+            "| item | section | D/E | item (short title) | status | where / why |",
+            "|---|---|---|---|---|---|",
+        ]
         for e in (e for e in entries if e.part == part):
             title = e.title + (" (unverified)" if e.unverified else "")
             lines.append(f"| {e.id} | {e.section} | {e.applies} | {title} | {e.status} | {_where(e, link)} |")
@@ -138,15 +153,19 @@ def html_page(entries: Sequence[Entry], source: str, synthetic: bool) -> str:
     esc = html.escape
     body = ["<h1>TRIPOD+AI checklist of this run</h1>"]
     if synthetic:
-        body.append('<p class="notice">Synthetic cohort: the run\'s outputs are not the paper\'s findings.</p>')
+        body.append(
+            "<p class=\"notice\">Synthetic cohort: the run's outputs are not the paper's findings.</p>"
+        )
     body.append(
         f"<p>Items: {esc(source)}. Addressed by the run: <b>{found[ADDRESSED]}</b>; for the authors: "
         f"<b>{found[AUTHORS]}</b>; missing: <b>{found[MISSING]}</b>. Titles are short titles in this "
         "project's words; abstract items marked (unverified) are not checked against the statement's Table 3.</p>"
     )
     for part, heading in (("main", "Main checklist"), ("abstract", "TRIPOD+AI for Abstracts")):
-        body.append(f"<h2>{heading}</h2><table><thead><tr><th>item</th><th>section</th><th>D/E</th>"
-                    "<th>item (short title)</th><th>status</th><th>where / why</th></tr></thead><tbody>")
+        body.append(
+            f"<h2>{heading}</h2><table><thead><tr><th>item</th><th>section</th><th>D/E</th>"
+            "<th>item (short title)</th><th>status</th><th>where / why</th></tr></thead><tbody>"
+        )
         for e in (e for e in entries if e.part == part):
             where = _where(e, link) if e.status == ADDRESSED else esc(e.reason)
             title = esc(e.title) + (" <i>(unverified)</i>" if e.unverified else "")
@@ -168,7 +187,9 @@ def html_page(entries: Sequence[Entry], source: str, synthetic: bool) -> str:
     )
 
 
-def write_checklist(items_file: Path, root: Path, reference: str, md: Path, html_path: Path, synthetic: bool) -> dict[str, int]:
+def write_checklist(
+    items_file: Path, root: Path, reference: str, md: Path, html_path: Path, synthetic: bool
+) -> dict[str, int]:
     """Fill the checklist from the run under `root`, write it as Markdown and HTML, return the counts.
 
     Raises:

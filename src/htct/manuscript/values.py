@@ -37,7 +37,7 @@ class Value:
             counted (count); empty for json.
         column: the column of a cell, or the dotted key path of a JSON (or YAML) value.
         scale: the factor applied before showing (100 for a fraction shown in %).
-        decimals: decimals shown.
+        decimals: decimals shown; negative: that many significant digits (p-values).
     """
 
     value: float | int | str
@@ -72,6 +72,8 @@ def show(value: float | int | str, kind: str, scale: float = 1.0, decimals: int 
     number = float(value)
     if not math.isfinite(number):
         return "n/a"
+    if decimals < 0:
+        return f"{number * scale:.{-decimals}g}"
     return f"{number * scale:.{decimals}f}"
 
 
