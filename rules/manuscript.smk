@@ -1,38 +1,12 @@
 # The reproduction report (docs/manuscript.md): Methods and Results written by the run from a
 # Jinja2 template, every number read from an output below and linked to it, as HTML and PDF; and the
 # TRIPOD+AI checklist with, per item, the output or report section of this run that addresses it.
-
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from htct.manuscript import sources as manuscript_sources
+# Input functions: manuscript_files(), tripod_outputs() in rules/common.smk.
 
 
 localrules:
     manuscript,
     tripod_ai,
-
-
-def made_by_workflow(path):
-    """The rule that writes `path` in this workflow's DAG, or None (an optional stage not included)."""
-    for candidate in workflow.rules:
-        if candidate.name not in (
-            "all",
-            "manuscript",
-            "tripod_ai",
-        ) and candidate.is_producer(path):
-            return candidate.name
-    return None
-
-
-def manuscript_files():
-    """Output file -> rule for every file the report reads: the stages this run has (attribution with
-    CTNet, counterfactuals on the synthetic cohort, repeats where the workflow has that stage).
-    """
-    models = config["train"]["models"]
-    wanted = list(manuscript_sources.RULES)
-    for model in models:
-        files = manuscript_sources.model_files(model, k_folds())
-        wanted += [files["threshold"], *files["epochs"]]
-    return {path: rule for path in wanted if (rule := made_by_workflow(path))}
 
 
 rule manuscript:
@@ -60,23 +34,6 @@ rule manuscript:
         synthetic=SYNTHETIC,
     script:
         "../scripts/manuscript.py"
-
-
-def tripod_outputs():
-    """The outputs that the TRIPOD+AI items name and this workflow makes; an item whose output no
-    rule makes is reported by rule tripod_ai as missing (HTCT-ERROR)."""
-    items = yaml.safe_load(
-        Path(workflow.basedir, "resources", "tripod_ai.yaml").read_text()
-    )
-    reference = config["train"]["models"][0]
-    paths = {
-        path.format(reference=reference)
-        for item in items["items"] + items["abstract_items"]
-        for path in item.get("outputs", [])
-    }
-    return sorted(
-        path for path in paths if made_by_workflow(path) or path.endswith("report.html")
-    )
 
 
 rule tripod_ai:
