@@ -32,7 +32,7 @@ RULE_NAMES = {
 VOID = {"meta", "br", "hr", "img", "link", "input", "col"}
 # Digits a template may hold that are not results: the confidence level, and the names of the
 # paper's tables ("the paper's Table 2").
-ALLOWED_LITERALS = re.compile(r"95% (CI|confidence interval)|(?<=the paper's )Table \d\b")
+ALLOWED_LITERALS = re.compile(r"95% (CI|confidence interval)|(?<=[Tt]he paper's )Table \d\b")
 
 
 def literal_digits(template: str) -> list[str]:

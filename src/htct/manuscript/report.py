@@ -85,7 +85,7 @@ def collect(out: Outputs, models: Sequence[str], synthetic: bool, k_folds: int =
         "preprocess_file": sources.PREPROCESS,
         "claims_file": sources.CLAIMS,
         "tests": sources.generic_table(out, sources.TESTS),
-        "comparison": sources.generic_table(out, sources.COMPARISON, decimals=1),
+        "comparison": sources.comparison(out),
         "mrmc": sources.generic_table(out, sources.MRMC) if readers else None,
         "claims": sources.claims(out),
         "audit": sources.audit(out),

@@ -9,7 +9,7 @@ repeats, the counterfactuals of an own cohort, the reader study) gives ``None``,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from htct.manuscript.values import ROW, Outputs, Value
@@ -33,6 +33,9 @@ COUNTERFACTUALS = "results/evaluation/counterfactual_summary.tsv"
 ATTRIBUTION = "results/attribution/verdicts.tsv"
 # Issue 22's repeats stage (absent on main): the spread of the test metrics over repeated trainings.
 REPEATS = "results/repeats/spread.tsv"
+
+# The comparison's rows (column Section) shown beside each of the report's tables; the rest together.
+COMPARISON_PARTS = {"baseline": "Table 1", "clinicians": "Table 2", "compared": "Table 3"}
 
 RULES = {
     PATIENTS: "split",
@@ -184,9 +187,21 @@ def models(out: Outputs, names: Sequence[str], k_folds: int = 0) -> list[dict[st
 
 
 def generic_table(
-    out: Outputs, file: str, decimals: int = 3, columns: Sequence[str] | None = None
+    out: Outputs,
+    file: str,
+    decimals: int = -3,
+    columns: Sequence[str] | None = None,
+    rows_where: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any] | None:
-    """Any table of the run, every cell a Value (numbers as numbers, the rest as text); None if absent."""
+    """Any table of the run, every cell a Value (numbers as numbers, the rest as text); None if absent.
+
+    Args:
+        out: the run's outputs.
+        file: the table's path.
+        decimals: decimals of non-integer numbers (negative: significant digits).
+        columns: the columns shown (default all but the synthetic flag).
+        rows_where: column -> values: only the rows whose column holds one of them.
+    """
     if not out.exists(file):
         return None
     table = out.table(file)
@@ -194,6 +209,8 @@ def generic_table(
     columns = [c for c in (columns or table.columns) if c in table.columns and c != "synthetic"]
     rows = []
     for position in range(len(table)):
+        if rows_where and not all(table.iloc[position][c] in v for c, v in rows_where.items()):
+            continue
         row = []
         for column in columns:
             cell = table.iloc[position][column]
@@ -343,3 +360,17 @@ def table1(out: Outputs) -> dict[str, Any] | None:
         for g in groups
     ]
     return {"file": TABLE1, "groups": headers, "rows": rows}
+
+
+def comparison(out: Outputs) -> dict[str, Any]:
+    """The paper beside the run, split by the comparison's Section: the rows of each of the paper's
+    tables (shown under the report's table) and every other row ("text"); None parts if absent."""
+    if not out.exists(COMPARISON):
+        return dict.fromkeys([*COMPARISON_PARTS, "text"])
+    sections = set(out.table(COMPARISON)["Section"])
+    parts = {
+        part: generic_table(out, COMPARISON, rows_where={"Section": [s]})
+        for part, s in COMPARISON_PARTS.items()
+    }
+    rest = sorted(sections - set(COMPARISON_PARTS.values()))
+    return parts | {"text": generic_table(out, COMPARISON, rows_where={"Section": rest})}
