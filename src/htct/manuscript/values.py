@@ -130,8 +130,9 @@ class Outputs:
         self._tables: dict[str, pd.DataFrame] = {}
 
     def exists(self, file: str) -> bool:
-        """Whether the run made `file` (optional stages may not have)."""
-        return (self.root / file).is_file()
+        """Whether this run made `file`: one of its rules writes it (a file left by an earlier run with
+        another configuration is not read) and it is there. Optional stages may not have run."""
+        return file in self.rules and (self.root / file).is_file()
 
     def table(self, file: str) -> pd.DataFrame:
         """The whole table as text (cached)."""
