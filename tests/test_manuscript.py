@@ -289,3 +289,24 @@ def test_the_items_file_lists_every_tripod_ai_item():
     assert len(ids) == 52 and ids[0] == "1" and ids[-1] == "27c"
     for item in items["items"] + items["abstract_items"]:
         assert ("outputs" in item) != ("authors" in item), item["id"]
+
+
+def test_values_name_their_file_and_place_and_read_back(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results/m.tsv").write_text(
+        "rater\tmetric\tvalue\nCTNet\tauc\t0.8125\nClinician 1\tauc\tNA\n"
+    )
+    (tmp_path / "results/n.json").write_text(json.dumps({"cohort": {"patients": 24, "notice": "synthetic"}}))
+    rules = {"results/m.tsv": "evaluate", "results/n.json": "numbers"}
+    out = Outputs(tmp_path, rules)
+    auc = out.cell("results/m.tsv", "value", scale=100, decimals=1, rater="CTNet", metric="auc")
+    assert (auc.value, auc.text, auc.rule) == (0.8125, "81.2", "evaluate")
+    assert out.cell("results/m.tsv", "value", rater="Clinician 1").text == "n/a"
+    assert out.count("results/m.tsv", metric="auc").value == 2
+    assert out.json("results/n.json", "cohort.patients").text == "24"
+    with pytest.raises(KeyError, match="picks 2 rows"):
+        out.cell("results/m.tsv", "value", metric="auc")
+    assert not out.exists("results/other.tsv")  # not made by this run's rules
+    element = parse(str(report.number_element(auc, "results/manuscript/report.html"))).values[0]
+    assert element["href"] == "../m.tsv" and element["data-rule"] == "evaluate"
+    assert element["shown"] == shown(reread(tmp_path, element), element) == "81.2"

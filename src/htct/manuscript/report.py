@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import posixpath
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,7 @@ TEMPLATE = "report.html.j2"
 
 def link(file: str, page: str) -> str:
     """The href of an output `file` (``results/...``) from a page written at `page` (``results/...``)."""
-    depth = len(Path(page).parent.parts)
-    return "../" * depth + file
+    return posixpath.relpath(file, posixpath.dirname(page))
 
 
 def number_element(value: Value | None, page: str) -> Markup:
