@@ -257,17 +257,26 @@ def readers(out: Outputs) -> dict[str, Any] | None:
     return {"metrics": metrics, "agreement": agreement}
 
 
-def claims(out: Outputs) -> list[dict[str, Value]] | None:
-    """The paper's claims with the run's verdicts: differences in percentage points, p-values."""
+def claims(out: Outputs) -> list[dict[str, Any]] | None:
+    """The paper's claims with the run's verdicts: differences in percentage points, p-values; any
+    column a later stage adds (e.g. in how many repeats a claim holds) comes along as text."""
     if not out.exists(CLAIMS):
         return None
+    table = out.table(CLAIMS)
+    known = {"claim_id", "claim", "paper_says", "test", "verdict", "detail", "estimate", "low", "high", "p"}
     rows = []
-    for position in range(len(out.table(CLAIMS))):
+    for position in range(len(table)):
         where = {ROW: str(position)}
-        row = {key: out.text(CLAIMS, key, **where) for key in ("claim", "test", "verdict", "detail")}
+        row: dict[str, Any] = {
+            key: out.text(CLAIMS, key, **where)
+            for key in ("claim", "paper_says", "test", "verdict", "detail")
+        }
         for key in ("estimate", "low", "high"):
             row[key] = out.cell(CLAIMS, key, scale=100, decimals=1, **where)
         row["p"] = out.cell(CLAIMS, "p", decimals=-3, **where)
+        row["more"] = [
+            (column, out.text(CLAIMS, column, **where)) for column in table.columns if column not in known
+        ]
         rows.append(row)
     return rows
 
