@@ -14,6 +14,9 @@ from typing import Any
 
 from htct.manuscript.values import ROW, Outputs, Value
 
+# A table with more columns than this is printed on a landscape page of the PDF.
+WIDE_TABLE = 8
+
 # Output files -> the rule that writes them (the report links each number to both).
 PATIENTS = "results/qc/patients.tsv"
 SERIES = "results/qc/series.tsv"
@@ -221,7 +224,7 @@ def generic_table(
             else:
                 row.append(out.text(file, column, **where))
         rows.append(row)
-    return {"file": file, "columns": columns, "rows": rows}
+    return {"file": file, "columns": columns, "rows": rows, "wide": len(columns) > WIDE_TABLE}
 
 
 def model_label(out: Outputs, model: str) -> Value:
