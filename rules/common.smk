@@ -518,7 +518,12 @@ def manuscript_files():
     CTNet, counterfactuals on the synthetic cohort, repeats where the workflow has that stage).
     """
     models = config["train"]["models"]
-    wanted = list(manuscript_sources.RULES)
+    # the rules of these stages exist in every run; all_outputs() asks for them only here
+    optional = {
+        manuscript_sources.COUNTERFACTUALS: SYNTHETIC,
+        manuscript_sources.ATTRIBUTION: "ctnet" in models,
+    }
+    wanted = [path for path in manuscript_sources.RULES if optional.get(path, True)]
     for model in models:
         files = manuscript_sources.model_files(model, k_folds())
         wanted += [files["threshold"], *files["epochs"]]
