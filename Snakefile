@@ -23,6 +23,7 @@ include: "rules/attribution.smk"
 include: "rules/counterfactual.smk"
 include: "rules/paper.smk"
 include: "rules/report.smk"
+include: "rules/manuscript.smk"
 
 
 # The front page states the cohort of this run (rule front_page) once the run has made it.

@@ -150,6 +150,10 @@ def all_outputs():
         "results/paper/mrmc.tsv",
     ]
     targets += expand("results/paper/table{n}_layout.html", n=[1, 2, 3])
+    targets += expand(
+        "results/manuscript/{file}",
+        file=["report.html", "report.pdf", "tripod_ai.md", "tripod_ai.html"],
+    )
     return targets
 
 
@@ -536,3 +540,56 @@ def comparison_preprocess():
         **config["preprocess"],
         "skull_strip": not config["preprocess"]["skull_strip"],
     }
+
+
+# The reproduction report (rules/manuscript.smk): the files it reads and the rules that make them.
+from htct.manuscript import (
+    sources as manuscript_sources,
+)  # src/ is on sys.path (top of this file)
+
+
+def made_by_workflow(path):
+    """The rule that writes `path` in this workflow's DAG, or None (an optional stage not included)."""
+    for candidate in workflow.rules:
+        if candidate.name not in (
+            "all",
+            "manuscript",
+            "tripod_ai",
+        ) and candidate.is_producer(path):
+            return candidate.name
+    return None
+
+
+def manuscript_files():
+    """Every file the report reads, with the job that makes it; the stages this run has (attribution with
+    CTNet, counterfactuals on the synthetic cohort, repeats where the workflow has that stage).
+    """
+    models = config["train"]["models"]
+    # the rules of these stages exist in every run; all_outputs() asks for them only here
+    optional = {
+        manuscript_sources.COUNTERFACTUALS: SYNTHETIC,
+        manuscript_sources.ATTRIBUTION: "ctnet" in models,
+    }
+    wanted = [path for path in manuscript_sources.RULES if optional.get(path, True)]
+    for model in models:
+        files = manuscript_sources.model_files(model, k_folds())
+        wanted += [files["threshold"], *files["epochs"]]
+    made_by = {path: made_by_workflow(path) for path in wanted}
+    return {path: name for path, name in made_by.items() if name}
+
+
+def tripod_outputs():
+    """The outputs that the TRIPOD+AI items name and this workflow makes; an item whose output no
+    rule makes is reported by rule tripod_ai as missing (HTCT-ERROR)."""
+    items = yaml.safe_load(
+        Path(workflow.basedir, "resources", "tripod_ai.yaml").read_text()
+    )
+    reference = config["train"]["models"][0]
+    paths = {
+        path.format(reference=reference)
+        for item in items["items"] + items["abstract_items"]
+        for path in item.get("outputs", [])
+    }
+    return sorted(
+        path for path in paths if made_by_workflow(path) or path.endswith("report.html")
+    )

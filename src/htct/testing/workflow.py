@@ -18,6 +18,7 @@ WORKFLOW_FILES = (
     "report",
     "src",
     "resources/paper",
+    "resources/tripod_ai.yaml",
     "tests/config",
 )
 

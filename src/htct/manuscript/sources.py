@@ -1,0 +1,388 @@
+"""Where the reproduction report reads each of its numbers: the one place that names output files.
+
+Each function takes an :class:`~htct.manuscript.values.Outputs` and returns what one part of the
+report needs, every number a :class:`~htct.manuscript.values.Value`. A path or a column that
+another stage renames is changed here only. An optional stage that the run did not make (the
+repeats, the counterfactuals of an own cohort, the reader study) gives ``None``, and the report says
+"not run" for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from htct.manuscript.values import ROW, Outputs, Value
+
+# A table with more columns than this is printed on a landscape page of the PDF.
+WIDE_TABLE = 8
+
+# Output files -> the rule that writes them (the report links each number to both).
+PATIENTS = "results/qc/patients.tsv"
+SERIES = "results/qc/series.tsv"
+SCANS = "results/qc/scans.tsv"
+PREPROCESS = "results/arrays/preprocess.json"
+NUMBERS = "results/numbers.json"
+METRICS = "results/evaluation/metrics.tsv"
+TABLE1 = "results/tables/table1.csv"
+TABLE2 = "results/tables/table2.csv"
+TABLE3 = "results/tables/table3.csv"
+TESTS = "results/tables/tests.csv"
+COMPARISON = "results/paper/comparison.csv"
+CLAIMS = "results/paper/claims.tsv"
+MRMC = "results/paper/mrmc.tsv"
+AUDIT = "results/paper/audit.tsv"
+COUNTERFACTUALS = "results/evaluation/counterfactual_summary.tsv"
+ATTRIBUTION = "results/attribution/verdicts.tsv"
+# Issue 22's repeats stage (absent on main): the spread of the test metrics over repeated trainings.
+REPEATS = "results/repeats/spread.tsv"
+
+# The comparison's rows (column Section) shown beside each of the report's tables; the rest together.
+COMPARISON_PARTS = {"baseline": "Table 1", "clinicians": "Table 2", "compared": "Table 3"}
+
+RULES = {
+    PATIENTS: "split",
+    SERIES: "convert_dicom",
+    SCANS: "convert_dicom",
+    PREPROCESS: "preprocess",
+    NUMBERS: "numbers",
+    METRICS: "evaluate",
+    TABLE1: "table1",
+    TABLE2: "evaluate",
+    TABLE3: "evaluate",
+    TESTS: "evaluate",
+    COMPARISON: "paper_comparison",
+    CLAIMS: "paper_comparison",
+    MRMC: "paper_comparison",
+    AUDIT: "paper_audit",
+    COUNTERFACTUALS: "counterfactuals",
+    ATTRIBUTION: "attribution_summary",
+    REPEATS: "repeats",
+}
+
+
+def model_files(model: str, k_folds: int = 0) -> dict[str, Any]:
+    """A trained model's outputs: its threshold (rule train, or merge_folds after a k-fold training) and
+    the epochs table of its training, or of each fold's (rule train_fold)."""
+    folder = f"results/models/{model}"
+    folds = [f"{folder}/fold{k}" for k in range(k_folds)] if k_folds >= 2 else [folder]
+    return {"threshold": f"{folder}/threshold.json", "epochs": [f"{fold}/epochs.tsv" for fold in folds]}
+
+
+def rules_for(models: Sequence[str], k_folds: int = 0) -> dict[str, str]:
+    """:data:`RULES` plus every model's files, for a run whose rules are not known from its DAG."""
+    rules = dict(RULES)
+    for model in models:
+        files = model_files(model, k_folds)
+        rules[files["threshold"]] = "train" if k_folds < 2 else "merge_folds"
+        rules |= dict.fromkeys(files["epochs"], "train" if k_folds < 2 else "train_fold")
+    return rules
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def cohort(out: Outputs) -> dict[str, Any]:
+    """Conversion and QC counts: patients of the clinical sheet, series found, kept and excluded."""
+    series = out.table(SERIES)
+    reasons = sorted(set(series.loc[series["status"] == "excluded", "reason"]))
+    patients = out.table(PATIENTS)
+    patient_reasons = sorted(set(patients.loc[patients["status"] != "included", "reason"]))
+    return {
+        "patients_listed": out.count(PATIENTS),
+        "patients_included": out.count(PATIENTS, status="included"),
+        "patients_excluded": [
+            (
+                out.text(PATIENTS, "reason", **{ROW: str(_first(patients, "reason", r))}),
+                out.count(PATIENTS, reason=r),
+            )
+            for r in patient_reasons
+        ],
+        "series_found": out.count(SERIES),
+        "series_kept": out.count(SERIES, status="kept"),
+        "series_excluded": out.count(SERIES, status="excluded"),
+        "exclusions": [
+            (
+                out.text(SERIES, "reason", **{ROW: str(_first(series, "reason", r))}),
+                out.count(SERIES, status="excluded", reason=r),
+            )
+            for r in reasons
+        ],
+        "scans_kept": out.count(SCANS),
+        "numbers": numbers_cohort(out),
+    }
+
+
+def _is_p_value(column: str) -> bool:
+    """A column of p-values (shown with three significant digits, not three decimals)."""
+    return column == "p" or column.endswith(" p") or column.startswith("p_")
+
+
+def _first(table, column: str, value: str) -> int:
+    """Position of the first row whose `column` is `value` (to cite a reason once)."""
+    return int((table[column] == value).to_numpy().argmax())
+
+
+def numbers_cohort(out: Outputs) -> dict[str, Value]:
+    """The cohort's counts, age and sex (rule numbers)."""
+    keys = ("patients", "patients_ht", "patients_non_ht", "scans", "scans_ht", "scans_non_ht")
+    values = {key: out.json(NUMBERS, f"cohort.{key}") for key in keys}
+    values["age_mean"] = out.json(NUMBERS, "cohort.age_mean", decimals=1)
+    values["age_sd"] = out.json(NUMBERS, "cohort.age_sd", decimals=1)
+    values["male_percent"] = out.json(NUMBERS, "cohort.male_percent", decimals=1)
+    return values
+
+
+def split(out: Outputs) -> list[dict[str, Value | str]]:
+    """Patients, scans and HT scans of each part of the split."""
+    parts = []
+    for part in ("train", "val", "test"):
+        parts.append(
+            {"part": part}
+            | {key: out.json(NUMBERS, f"split.{part}.{key}") for key in ("patients", "scans", "scans_ht")}
+        )
+    return parts
+
+
+def preprocessing(out: Outputs) -> list[tuple[str, Value]]:
+    """Every scalar parameter of the preprocessing (its key path, its value)."""
+    import json
+
+    leaves: list[tuple[str, Value]] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for key, child in node.items():
+                walk(child, f"{path}.{key}" if path else str(key))
+        elif isinstance(node, list):
+            for index, child in enumerate(node):
+                walk(child, f"{path}.{index}")
+        elif node is not None:
+            decimals = 0 if isinstance(node, int | bool | str) or float(node).is_integer() else 2
+            leaves.append((path, out.json(PREPROCESS, path, decimals=decimals)))
+
+    walk(json.loads((out.root / PREPROCESS).read_text(encoding="utf-8")), "")
+    return leaves
+
+
+def models(out: Outputs, names: Sequence[str], k_folds: int = 0) -> list[dict[str, Any]]:
+    """Each model's display name, epochs run (per fold after a k-fold training) and threshold."""
+    rows = []
+    for name in names:
+        files = model_files(name, k_folds)
+        rows.append(
+            {
+                "label": model_label(out, name),
+                "epochs": [out.count(file) for file in files["epochs"] if out.exists(file)],
+                "threshold": (
+                    out.json(files["threshold"], "threshold", decimals=3)
+                    if out.exists(files["threshold"])
+                    else None
+                ),
+            }
+        )
+    return rows
+
+
+def generic_table(
+    out: Outputs,
+    file: str,
+    decimals: int = -3,
+    columns: Sequence[str] | None = None,
+    rows_where: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any] | None:
+    """Any table of the run, every cell a Value (numbers as numbers, the rest as text); None if absent.
+
+    Args:
+        out: the run's outputs.
+        file: the table's path.
+        decimals: decimals of non-integer numbers (negative: significant digits).
+        columns: the columns shown (default all but the synthetic flag).
+        rows_where: column -> values: only the rows whose column holds one of them.
+    """
+    if not out.exists(file):
+        return None
+    table = out.table(file)
+    # the synthetic flag of every row is stated once, at the top of the report
+    columns = [c for c in (columns or table.columns) if c in table.columns and c != "synthetic"]
+    rows = []
+    for position in range(len(table)):
+        if rows_where and not all(table.iloc[position][c] in v for c, v in rows_where.items()):
+            continue
+        row = []
+        for column in columns:
+            cell = table.iloc[position][column]
+            where = {ROW: str(position)}
+            if _number(cell) and cell not in ("nan", "NaN"):
+                places = 0 if cell.lstrip("-").isdigit() else (-3 if _is_p_value(column) else decimals)
+                row.append(out.cell(file, column, decimals=places, **where))
+            else:
+                row.append(out.text(file, column, **where))
+        rows.append(row)
+    return {"file": file, "columns": columns, "rows": rows, "wide": len(columns) > WIDE_TABLE}
+
+
+def model_label(out: Outputs, model: str) -> Value:
+    """A model's display name, as the run's numbers file gives it (e.g. "CTNet")."""
+    return out.json(NUMBERS, f"models.{model}.label")
+
+
+def test_metric(out: Outputs, model: str, metric: str) -> dict[str, Value]:
+    """A model's test-set metric with its bootstrap interval, in % with one decimal."""
+    return {
+        k: out.json(NUMBERS, f"models.{model}.{metric}.{k}", scale=100, decimals=1)
+        for k in ("value", "low", "high")
+    }
+
+
+def readers(out: Outputs) -> dict[str, Any] | None:
+    """The reader study: each metric's range over the clinicians and their average; None without one."""
+    numbers = out.json(NUMBERS, "readers").value
+    if not numbers:
+        return None
+    metrics = {}
+    for metric in numbers:
+        base = f"readers.{metric}"
+        metrics[metric] = {
+            "min": out.json(NUMBERS, f"{base}.min", scale=100, decimals=1),
+            "max": out.json(NUMBERS, f"{base}.max", scale=100, decimals=1),
+            "average": {
+                k: out.json(NUMBERS, f"{base}.average_with_ci.{k}", scale=100, decimals=1)
+                for k in ("value", "low", "high")
+            },
+        }
+    agreement = {key: out.json(NUMBERS, f"agreement.{key}", decimals=2) for key in ("fleiss_kappa_readers",)}
+    return {"metrics": metrics, "agreement": agreement}
+
+
+def claims(out: Outputs) -> list[dict[str, Any]] | None:
+    """The paper's claims with the run's verdicts: differences in percentage points, p-values; any
+    column a later stage adds (e.g. in how many repeats a claim holds) comes along as text."""
+    if not out.exists(CLAIMS):
+        return None
+    table = out.table(CLAIMS)
+    known = {"claim_id", "claim", "paper_says", "test", "verdict", "detail", "estimate", "low", "high", "p"}
+    rows = []
+    for position in range(len(table)):
+        where = {ROW: str(position)}
+        row: dict[str, Any] = {
+            key: out.text(CLAIMS, key, **where)
+            for key in ("claim", "paper_says", "test", "verdict", "detail")
+        }
+        for key in ("estimate", "low", "high"):
+            row[key] = out.cell(CLAIMS, key, scale=100, decimals=1, **where)
+        row["p"] = out.cell(CLAIMS, "p", decimals=-3, **where)
+        row["more"] = [
+            (column, out.text(CLAIMS, column, **where)) for column in table.columns if column not in known
+        ]
+        rows.append(row)
+    return rows
+
+
+def audit(out: Outputs) -> dict[str, Any] | None:
+    """The audit of the paper's own numbers: checks per result, and the findings not consistent."""
+    if not out.exists(AUDIT):
+        return None
+    table = out.table(AUDIT)
+    results = list(dict.fromkeys(table["result"]))
+    return {
+        "checks": out.count(AUDIT),
+        "by_result": [
+            (out.text(AUDIT, "result", **{ROW: str(_first(table, "result", r))}), out.count(AUDIT, result=r))
+            for r in results
+        ],
+        "inconsistent": [
+            {key: out.text(AUDIT, key, **{ROW: str(position)}) for key in ("check", "subject", "detail")}
+            for position in range(len(table))
+            if table.iloc[position]["result"] == "inconsistent"
+        ],
+    }
+
+
+def interval_table(
+    out: Outputs, file: str, row: str = "Rater", column: str = "Metric", decimals: int = 1
+) -> dict[str, Any] | None:
+    """A tidy table of estimates with intervals (tables 2 and 3) laid out as the paper prints it:
+    one row per rater, one column per metric, each cell estimate (lower–upper)."""
+    if not out.exists(file):
+        return None
+    table = out.table(file)
+    rows = list(dict.fromkeys(table[row]))
+    columns = list(dict.fromkeys(table[column]))
+    cells = []
+    for name in rows:
+        line = []
+        for metric in columns:
+            where = {row: name, column: metric}
+            if len(table[(table[row] == name) & (table[column] == metric)]) != 1:
+                line.append(None)
+                continue
+            line.append(
+                {k: out.cell(file, k, decimals=decimals, **where) for k in ("estimate", "lower", "upper")}
+            )
+        first = out.text(file, row, **{ROW: str(_first(table, row, name))})
+        cells.append((first, line))
+    headers = [out.text(file, column, **{ROW: str(_first(table, column, metric))}) for metric in columns]
+    return {"file": file, "columns": headers, "rows": cells}
+
+
+def table1(out: Outputs) -> dict[str, Any] | None:
+    """Table 1 as the paper prints it: one row per characteristic (and level), one column per group;
+    each cell n (%) or mean ± SD, every number a Value of the tidy CSV."""
+    if not out.exists(TABLE1):
+        return None
+    table = out.table(TABLE1)
+    groups = list(dict.fromkeys(table["group"]))
+    rows = []
+    for characteristic, level in dict.fromkeys(zip(table["characteristic"], table["level"], strict=True)):
+        picked = table[(table["characteristic"] == characteristic) & (table["level"] == level)]
+        first = str(int(picked.index[0]))
+        cells = []
+        for group in groups:
+            where = {"characteristic": characteristic, "level": level, "group": group}
+            row = picked[picked["group"] == group]
+            if len(row) != 1:
+                cells.append(None)
+                continue
+            decimals = {"count": 0, "percent": 1, "mean": 1, "sd": 1}
+            cells.append(
+                {
+                    k: out.cell(TABLE1, k, decimals=d, **where)
+                    for k, d in decimals.items()
+                    if row.iloc[0][k] != ""
+                }
+            )
+        rows.append(
+            {
+                "characteristic": out.text(TABLE1, "characteristic", **{ROW: first}),
+                "level": out.text(TABLE1, "level", **{ROW: first}),
+                "cells": cells,
+            }
+        )
+    headers = [
+        {
+            "group": out.text(TABLE1, "group", **{ROW: str(_first(table, "group", g))}),
+            "n": out.cell(TABLE1, "group_n", **{ROW: str(_first(table, "group", g))}),
+        }
+        for g in groups
+    ]
+    return {"file": TABLE1, "groups": headers, "rows": rows}
+
+
+def comparison(out: Outputs) -> dict[str, Any]:
+    """The paper beside the run, split by the comparison's Section: the rows of each of the paper's
+    tables (shown under the report's table) and every other row ("text"); None parts if absent."""
+    if not out.exists(COMPARISON):
+        return dict.fromkeys([*COMPARISON_PARTS, "text"])
+    sections = set(out.table(COMPARISON)["Section"])
+    parts = {
+        part: generic_table(out, COMPARISON, rows_where={"Section": [s]})
+        for part, s in COMPARISON_PARTS.items()
+    }
+    rest = sorted(sections - set(COMPARISON_PARTS.values()))
+    return parts | {"text": generic_table(out, COMPARISON, rows_where={"Section": rest})}
