@@ -54,6 +54,7 @@ wildcard_constraints:
 SYNTHETIC = bool(config["data"]["synthetic"])
 
 from htct.names import display_name
+from htct.shards import shard_runtime
 
 
 def validate_sheets():
@@ -489,3 +490,13 @@ def comparison_preprocess():
         **config["preprocess"],
         "skull_strip": not config["preprocess"]["skull_strip"],
     }
+
+
+def cohort_patients():
+    """Patients of the cohort before any job runs (shard resources): the synthetic design's count
+    or the clinical sheet's rows."""
+    if SYNTHETIC:
+        return config["synthetic"]["n_patients"]
+    from htct.sheets import load_clinical
+
+    return len(load_clinical(config["data"]["clinical"]))
