@@ -47,7 +47,7 @@ def _series_folder(workdir, key):
 @pytest.mark.slow
 def test_full_resolution_arrays_model_and_predictions(full_run):
     scans = pd.read_csv(full_run / "results/qc/scans.tsv", sep="\t", dtype={"scan_id": str})
-    assert len(scans) >= 6 and (scans[["rows", "columns"]] == SIZE).all().all()
+    assert len(scans) >= 8 and (scans[["rows", "columns"]] == SIZE).all().all()
     for scan in scans.itertuples():
         assert nib.load(full_run / scan.nifti).shape == (SIZE, SIZE, scan.n_slices)
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from htct.errors import HTCTInputError
-from htct.shards import check_shard, patients_per_shard, shard_of_patients
+from htct.shards import check_shard, patients_per_shard, shard_of_patients, shard_runtime
 from tests.conftest import copy_workflow
 
 GATHERED = [
@@ -37,6 +37,14 @@ def test_shards_are_even_contiguous_blocks_of_sorted_patients():
     assert sizes.tolist() == [4, 3, 3] and sizes.max() == patients_per_shard(10, 3)
     assert list(shard_of.values()) == sorted(shard_of.values())  # contiguous blocks
     assert set(shard_of_patients(["a", "b"], 5).values()) <= set(range(5))  # more shards than patients
+
+
+def test_shard_runtime_covers_twice_the_largest_shard_and_the_whole_cohort_part():
+    # 10,000 patients at 3 s each: one job needs 1000 min of work, 20 shards 50 min each.
+    assert shard_runtime(10_000, 1, 0.05) == 10 + 2 * 500
+    assert shard_runtime(10_000, 20, 0.05) == 10 + 2 * 25
+    assert shard_runtime(10_000, 20, 0.05, whole_cohort_minutes_per_patient=0.001) == 10 + 10 + 50
+    assert shard_runtime(7, 3, 1.0) == 10 + 2 * 3  # the largest shard has 3 patients
 
 
 def test_a_shard_outside_the_shards_is_refused():

@@ -7,6 +7,7 @@ once complete (temporary name + ``os.replace``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -218,7 +219,9 @@ def build_arrays(
                 "label": scans["label"],
             }
         )
-        index = pd.concat([index, pd.DataFrame(crops)], axis=1)
+        # The crop columns named also when the shard has no scan (its index.tsv still has the header).
+        crop_columns = [field.name for field in dataclasses.fields(CropInfo)]
+        index = pd.concat([index, pd.DataFrame(crops, columns=crop_columns)], axis=1)
         index = index[list(INDEX_COLUMNS) + [c for c in index.columns if c not in INDEX_COLUMNS]]
         for scan in index.itertuples(index=False):
             if scan.n_brain_slices == 0:
