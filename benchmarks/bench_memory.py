@@ -6,7 +6,7 @@ thread, so the figures are per core):
   seconds and peak RSS per scan, NIfTI bytes per scan;
 - preprocessing (``htct.preprocess.build_arrays``) at ``size`` 512: seconds and peak RSS per scan,
   bytes per scan of volumes.npy and brain_mask.npy;
-- one CTNet training step at 28 x 512 x 512 on the CPU (float32, AdamW, batch 1 and 2: the
+- one CTNet training step at 28 x 512 x 512 on the CPU (float32, AdamW, batch 2 and 4 (BatchNorm needs 2): the
   difference is what one more scan in a batch costs in activations);
 - the loader: batches read at random rows from a memory-mapped volumes.npy (``BatchReader``), once
   after evicting the file from the page cache (``posix_fadvise DONTNEED``: disk) and once warm.
@@ -145,7 +145,8 @@ def model(measured: dict) -> dict:
         "volumes_mb": prep["volumes_bytes"] / prep["scans"] / 1e6,
         "brain_mask_mb": prep["brain_mask_bytes"] / prep["scans"] / 1e6,
         "train_step_s_per_scan": steps[1]["seconds"] / steps[1]["batch_size"],
-        "activation_mb_per_scan": steps[1]["peak_rss_mb"] - steps[0]["peak_rss_mb"],
+        "activation_mb_per_scan": (steps[1]["peak_rss_mb"] - steps[0]["peak_rss_mb"])
+        / (steps[1]["batch_size"] - steps[0]["batch_size"]),
     }
     cohorts = {}
     for name, n in COHORTS.items():
@@ -188,7 +189,7 @@ def main() -> None:
         print("convert", measured["convert"], flush=True)
         measured["preprocess"] = _in_fresh_process(preprocess, f"{tmp}/work")
         print("preprocess", measured["preprocess"], flush=True)
-        measured["train_step"] = [_in_fresh_process(train_step, b, args.width) for b in (1, 2)]
+        measured["train_step"] = [_in_fresh_process(train_step, b, args.width) for b in (2, 4)]
         print("train_step", measured["train_step"], flush=True)
         measured["loader"] = _in_fresh_process(loader, tmp, args.loader_scans, 8)
         print("loader", measured["loader"], flush=True)
