@@ -54,6 +54,7 @@ wildcard_constraints:
 SYNTHETIC = bool(config["data"]["synthetic"])
 
 from htct.names import display_name
+from htct.shards import shard_runtime
 
 
 def validate_sheets():
@@ -593,3 +594,11 @@ def tripod_outputs():
     return sorted(
         path for path in paths if made_by_workflow(path) or path.endswith("report.html")
     )
+def cohort_patients():
+    """Patients of the cohort before any job runs (shard resources): the synthetic design's count
+    or the clinical sheet's rows."""
+    if SYNTHETIC:
+        return config["synthetic"]["n_patients"]
+    from htct.sheets import load_clinical
+
+    return len(load_clinical(config["data"]["clinical"]))

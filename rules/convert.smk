@@ -1,22 +1,75 @@
-rule convert_dicom:
+# Conversion in shards of patients (htct.shards; config shards.convert): each convert_dicom_shard
+# job converts the studies of its patients, convert_dicom gathers them into the outputs of one job.
+
+
+localrules:
+    convert_dicom,
+
+
+wildcard_constraints:
+    shard=r"\d+",
+
+
+# Minutes per patient from benchmarks/bench_memory.py (docs/models.md, "Memory and time at scale"),
+# doubled by htct.shards.shard_runtime for a slower or busier node (cohort_patients: rules/common.smk).
+CONVERT_MINUTES_PER_PATIENT = 0.05  # 512 matrix: 0.35 s per scan measured; compressed DICOM is slower
+HEADER_MINUTES_PER_PATIENT = 0.005  # every shard reads the headers of the whole tree
+PREPROCESS_MINUTES_PER_PATIENT = 0.1  # 512 px on one core: 4.8 s per scan, 1.3 scans per patient
+GATHER_MINUTES_PER_PATIENT = 0.01
+
+
+CONVERT_SHARDS = config["shards"]["convert"]
+
+
+rule convert_dicom_shard:
     input:
         dicom=config["data"]["dicom_dir"],
         clinical=config["data"]["clinical"],
+    output:
+        nifti=directory("results/shards/convert/{shard}/nifti"),
+        qc="results/shards/convert/{shard}/series.tsv",
+        scans="results/shards/convert/{shard}/scans.tsv",
+    log:
+        "logs/convert_dicom/shard{shard}.log",
+    benchmark:
+        "logs/benchmarks/convert_dicom_shard{shard}.tsv"
+    conda:
+        "../envs/dicom.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=shard_runtime(
+            cohort_patients(),
+            CONVERT_SHARDS,
+            CONVERT_MINUTES_PER_PATIENT,
+            HEADER_MINUTES_PER_PATIENT,
+        ),
+    params:
+        convert=config["convert"],
+        shard=lambda wildcards: int(wildcards.shard),
+        n_shards=CONVERT_SHARDS,
+    script:
+        "../scripts/convert_dicom.py"
+
+
+rule convert_dicom:
+    input:
+        nifti=expand(
+            "results/shards/convert/{shard}/nifti", shard=range(CONVERT_SHARDS)
+        ),
+        qc=expand(
+            "results/shards/convert/{shard}/series.tsv", shard=range(CONVERT_SHARDS)
+        ),
+        scans=expand(
+            "results/shards/convert/{shard}/scans.tsv", shard=range(CONVERT_SHARDS)
+        ),
     output:
         nifti=directory("results/nifti"),
         qc="results/qc/series.tsv",
         scans="results/qc/scans.tsv",
     log:
         "logs/convert_dicom.log",
-    benchmark:
-        "logs/benchmarks/convert_dicom.tsv"
     conda:
         "../envs/dicom.yaml"
-    threads: 2
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    params:
-        convert=config["convert"],
     script:
-        "../scripts/convert_dicom.py"
+        "../scripts/gather_conversion.py"

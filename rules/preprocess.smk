@@ -1,7 +1,46 @@
-rule preprocess:
+# Preprocessing in shards of patients (config shards.preprocess): each preprocess_shard job makes the
+# arrays of its patients' scans, preprocess gathers them into results/arrays/ in scans.tsv's order.
+
+PREPROCESS_SHARDS = config["shards"]["preprocess"]
+
+
+rule preprocess_shard:
     input:
         scans="results/qc/scans.tsv",
         nifti="results/nifti",
+    output:
+        volumes=temp("results/shards/preprocess/{shard}/volumes.npy"),
+        brain_mask=temp("results/shards/preprocess/{shard}/brain_mask.npy"),
+        index=temp("results/shards/preprocess/{shard}/index.tsv"),
+        parameters=temp("results/shards/preprocess/{shard}/preprocess.json"),
+    log:
+        "logs/preprocess/shard{shard}.log",
+    benchmark:
+        "logs/benchmarks/preprocess_shard{shard}.tsv"
+    conda:
+        "../envs/dicom.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=shard_runtime(
+            cohort_patients(), PREPROCESS_SHARDS, PREPROCESS_MINUTES_PER_PATIENT
+        ),
+    params:
+        preprocess=config["preprocess"],
+        shard=lambda wildcards: int(wildcards.shard),
+        n_shards=PREPROCESS_SHARDS,
+    script:
+        "../scripts/preprocess.py"
+
+
+rule preprocess:
+    input:
+        scans="results/qc/scans.tsv",
+        shards=expand(
+            "results/shards/preprocess/{shard}/{name}",
+            shard=range(PREPROCESS_SHARDS),
+            name=["volumes.npy", "brain_mask.npy", "index.tsv", "preprocess.json"],
+        ),
     output:
         volumes="results/arrays/volumes.npy",
         brain_mask="results/arrays/brain_mask.npy",
@@ -13,14 +52,15 @@ rule preprocess:
         "logs/benchmarks/preprocess.tsv"
     conda:
         "../envs/dicom.yaml"
-    threads: 2
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=2000,
+        runtime=shard_runtime(cohort_patients(), 1, GATHER_MINUTES_PER_PATIENT),
     params:
-        preprocess=config["preprocess"],
+        shards=expand(
+            "results/shards/preprocess/{shard}", shard=range(PREPROCESS_SHARDS)
+        ),
     script:
-        "../scripts/preprocess.py"
+        "../scripts/gather_arrays.py"
 
 
 rule lesion_masks:

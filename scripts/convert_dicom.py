@@ -1,4 +1,7 @@
-"""Snakemake script of rule convert: DICOM tree -> results/nifti/{scan_id}.nii.gz + QC tables (htct.dicom)."""
+"""Snakemake script of rules convert_dicom_shard and counterfactual_convert: DICOM tree -> NIfTIs + QC tables.
+
+One shard of the cohort's patients (params shard, n_shards) or, without them, the whole tree (htct.dicom).
+"""
 
 import logging
 import sys
@@ -21,5 +24,7 @@ convert_tree(
     snakemake.output.qc,
     snakemake.output.scans,
     threads=snakemake.threads,
+    shard=snakemake.params.get("shard", 0),
+    n_shards=snakemake.params.get("n_shards", 1),
     **snakemake.params.convert,  # config["convert"]: min_slices, gantry_tilt, max_spacing_deviation_mm
 )

@@ -1,4 +1,4 @@
-"""Crop and preprocess every converted scan into model-ready arrays (htct.preprocess.build_arrays)."""
+"""Snakemake script of rule preprocess_shard: one shard of the patients' scans into arrays (htct.preprocess)."""
 
 import logging
 import sys
@@ -24,4 +24,6 @@ build_arrays(
     windows=[tuple(window) for window in params["windows"]],
     skull_strip=params["skull_strip"],
     threads=snakemake.threads,
+    shard=snakemake.params.shard,
+    n_shards=snakemake.params.n_shards,
 )

@@ -386,9 +386,9 @@ def test_bad_input_met_by_a_job_ends_with_one_line_and_its_log(corpus, tmp_path)
     result = snakemake(workdir, write_config(workdir / "empty.yaml", data), "results/qc/scans.tsv")
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("HTCT-ERROR:")]
-    assert len(errors) == 1 and errors[0].endswith("(log: logs/convert_dicom.log)"), errors
+    assert len(errors) == 1 and errors[0].endswith("(log: logs/convert_dicom/shard0.log)"), errors
     assert str(data / "dicom") in errors[0]
-    log = (workdir / "logs/convert_dicom.log").read_text()
+    log = (workdir / "logs/convert_dicom/shard0.log").read_text()
     assert "Traceback" not in log and log.count("HTCT-ERROR:") == 1
 
 

@@ -386,7 +386,7 @@ def test_tiny_workflow_on_slurm_gives_the_tables_of_a_local_run(
     # The heavy rules went through sbatch ("Job 3 has been submitted with SLURM jobid 12 (log:
     # .../slurm_logs/rule_train/ctnet/12.log)"); SLURM logs of successful jobs are deleted.
     submitted = [line for line in run.stdout.splitlines() if "has been submitted with SLURM jobid" in line]
-    for rule in ("synth_cohort", "convert_dicom", "preprocess", "train"):
+    for rule in ("synth_cohort", "convert_dicom_shard", "preprocess_shard", "preprocess", "train"):
         assert any(f"/slurm_logs/rule_{rule}/" in line for line in submitted), rule
     # Watched through sacct, which has every job as completed.
     queries = status_queries(workdir)

@@ -1,9 +1,10 @@
 """DICOM to NIfTI conversion with quality control: every series kept or excluded with a reason.
 
-Entry point: `convert_tree` (called by scripts/convert_dicom.py). See docs/conversion.md.
+Entry points: `convert_tree` (called by scripts/convert_dicom.py, once per shard of patients) and
+`gather_conversion` (scripts/gather_conversion.py). See docs/conversion.md.
 """
 
-from htct.dicom.convert import QC_COLUMNS, SCANS_COLUMNS, convert_tree
+from htct.dicom.convert import QC_COLUMNS, SCANS_COLUMNS, convert_tree, gather_conversion
 from htct.dicom.discover import file_key, series_key
 from htct.dicom.series import classify_series, measure_geometry
 from htct.dicom.volume import build_hu_volume, dicom_affine, write_nifti
@@ -16,6 +17,7 @@ __all__ = [
     "convert_tree",
     "dicom_affine",
     "file_key",
+    "gather_conversion",
     "measure_geometry",
     "series_key",
     "write_nifti",

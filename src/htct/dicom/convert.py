@@ -9,8 +9,10 @@ from the clinical sheet, series by ``series_key``, unidentifiable files by ``fil
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ from htct.dicom.series import (
 )
 from htct.dicom.volume import PixelDataError, build_hu_volume, write_nifti
 from htct.errors import HTCTInputError
+from htct.shards import check_shard, shard_of_patients
 
 log = logging.getLogger(__name__)
 
@@ -334,8 +337,28 @@ def qc_table(series: Iterable[Series]) -> pd.DataFrame:
     qc = pd.DataFrame([_qc_row(s) for s in series], columns=QC_COLUMNS)
     for column in ("study_rank", "n_files", "n_slices", "rows", "columns"):
         qc[column] = qc[column].astype("Int64")
-    return qc.sort_values(["status", "patient_id", "study_rank", "series_key"], ascending=[False, True, True, True],
-                          na_position="last", kind="stable")  # fmt: skip
+    return sort_qc(qc)
+
+
+def sort_qc(qc: pd.DataFrame) -> pd.DataFrame:
+    """Kept rows first, then by patient (rows without one last), study rank and series_key.
+
+    Sorts on what the TSV shows (an empty patient_id and a missing one are alike), so that the
+    gather of sharded QC tables (:func:`gather_conversion`), which reads them back as text, puts the
+    rows in the same order as one job.
+    """
+    keys = pd.DataFrame(
+        {
+            "status": qc["status"].astype(str),
+            "patient_id": qc["patient_id"].astype("string").replace("", pd.NA),
+            "study_rank": pd.to_numeric(qc["study_rank"], errors="coerce"),
+            "series_key": qc["series_key"].astype(str),
+        },
+        index=qc.index,
+    )
+    order = keys.sort_values(list(keys.columns), ascending=[False, True, True, True], na_position="last",
+                             kind="stable").index  # fmt: skip
+    return qc.loc[order]
 
 
 def _grid_columns(s: Series) -> dict:
@@ -359,7 +382,16 @@ def scans_table(kept: Iterable[Series], label_of: dict[str, int]) -> pd.DataFram
          "study_rank": s.study_rank, "nifti": s.nifti, **_grid_columns(s), "series_key": series_key(s.uid)}
         for s in kept
     ]  # fmt: skip
-    return pd.DataFrame(rows, columns=SCANS_COLUMNS).sort_values(["patient_id", "study_rank"], kind="stable")
+    return sort_scans(pd.DataFrame(rows, columns=SCANS_COLUMNS))
+
+
+def sort_scans(scans: pd.DataFrame) -> pd.DataFrame:
+    """By patient, then study rank (numeric also when read back as text)."""
+    keys = pd.DataFrame(
+        {"patient_id": scans["patient_id"].astype(str), "study_rank": pd.to_numeric(scans["study_rank"])},
+        index=scans.index,
+    )
+    return scans.loc[keys.sort_values(["patient_id", "study_rank"], kind="stable").index]
 
 
 def write_tables(
@@ -407,6 +439,8 @@ def convert_tree(
     max_spacing_deviation_mm: float = 0.1,
     threads: int = 1,
     uneven_spacing: str = "equalise",
+    shard: int = 0,
+    n_shards: int = 1,
 ) -> pd.DataFrame:
     """Convert every acceptable axial CT study under ``dicom_dir`` to ``{nifti_dir}/{scan_id}.nii.gz``.
 
@@ -431,6 +465,11 @@ def convert_tree(
         uneven_spacing: "equalise" (resample unevenly spaced series to even spacing, as dcm2niix) or
             "refuse" (exclude them). Gaps that leave a hole (missing slices) are refused either way.
         threads: CPU cores to use (series in parallel processes, or slice reads and gzip in threads).
+        shard: with ``n_shards`` > 1, convert only the patients of this shard (``htct.shards``) and
+            write their QC rows; shard 0 also holds the rows of files and series of no patient.
+            Every shard still reads the headers of the whole tree (series are found by content, and
+            a patient's study ranks count all its studies); :func:`gather_conversion` joins them.
+        n_shards: number of shards of the cohort's patients.
 
     Returns:
         The scans table (also written to ``scans_tsv``).
@@ -458,5 +497,79 @@ def convert_tree(
                     max_spacing_deviation_mm=max_spacing_deviation_mm, uneven_spacing=uneven_spacing)  # fmt: skip
     link_unreadable_files(series, patient_of)
     rank_studies(images)
+    if n_shards > 1:
+        series, images, clinical = _shard_part(series, clinical, shard, n_shards)
     convert_studies(images, nifti_dir, threads)
     return write_tables(series, clinical, qc_tsv, scans_tsv)
+
+
+def _shard_part(
+    series: list[Series], clinical: pd.DataFrame, shard: int, n_shards: int
+) -> tuple[list[Series], list[Series], pd.DataFrame]:
+    """The series, images and clinical rows of one shard (patient-less rows go to shard 0)."""
+    check_shard(shard, n_shards)
+    shard_of = shard_of_patients(clinical["patient_id"].astype(str), n_shards)
+    series = [s for s in series if shard_of.get(s.patient_id, 0) == shard]
+    clinical = clinical[clinical["patient_id"].astype(str).map(shard_of) == shard]
+    log.info("shard %d of %d: %d patient(s), %d series/files", shard, n_shards, len(clinical), len(series))
+    return series, [s for s in series if s.uid], clinical
+
+
+def gather_conversion(
+    shard_nifti_dirs: Sequence[str | Path],
+    shard_qc_tsvs: Sequence[str | Path],
+    shard_scans_tsvs: Sequence[str | Path],
+    nifti_dir: str | Path,
+    qc_tsv: str | Path,
+    scans_tsv: str | Path,
+) -> pd.DataFrame:
+    """Join the outputs of sharded :func:`convert_tree` runs into those of one run.
+
+    The QC and scans tables are read as text (every value exactly as the shard wrote it), joined and
+    sorted as one run sorts them; the NIfTIs are hard-linked (copied across filesystems) into
+    ``nifti_dir`` and the scans table's ``nifti`` column points there. The result is byte for byte
+    what one job writes (tests/test_shards.py).
+
+    Args:
+        shard_nifti_dirs: each shard's NIfTI folder.
+        shard_qc_tsvs: each shard's series.tsv.
+        shard_scans_tsvs: each shard's scans.tsv.
+        nifti_dir: the gathered NIfTI folder (created).
+        qc_tsv: the gathered QC table.
+        scans_tsv: the gathered scans table.
+
+    Returns:
+        The gathered scans table.
+
+    Raises:
+        HTCTInputError: a scan in two shards, or a shard's NIfTI missing.
+    """
+    text = {"dtype": str, "keep_default_na": False, "sep": "\t"}
+    qc = sort_qc(pd.concat([pd.read_csv(path, **text) for path in shard_qc_tsvs], ignore_index=True))
+    parts = []
+    for folder, path in zip(shard_nifti_dirs, shard_scans_tsvs, strict=True):
+        part = pd.read_csv(path, **text)
+        part["source"] = [str(Path(folder) / Path(nifti).name) for nifti in part["nifti"]]
+        parts.append(part)
+    scans = sort_scans(pd.concat(parts, ignore_index=True))
+    if scans["scan_id"].duplicated().any():
+        raise HTCTInputError(
+            f"scan {scans['scan_id'][scans['scan_id'].duplicated()].iloc[0]} is in two shards"
+        )
+    nifti_dir = Path(nifti_dir)
+    nifti_dir.mkdir(parents=True, exist_ok=True)
+    scans["nifti"] = [str(nifti_dir / Path(source).name) for source in scans["source"]]
+    for source, target in zip(scans["source"], scans["nifti"], strict=True):
+        if not Path(source).is_file():
+            raise HTCTInputError(f"{source} (a shard's scan) not found; re-run the convert_dicom_shard jobs")
+        Path(target).unlink(missing_ok=True)
+        try:
+            os.link(source, target)  # no second copy of the cohort on disk
+        except OSError:
+            shutil.copyfile(source, target)
+    scans = scans.drop(columns="source")
+    for path, table in ((qc_tsv, qc), (scans_tsv, scans)):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(path, sep="\t", index=False)
+    log.info("gathered %d scan(s) and %d QC row(s) from %d shard(s)", len(scans), len(qc), len(shard_qc_tsvs))
+    return scans.reset_index(drop=True)

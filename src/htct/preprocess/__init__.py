@@ -2,7 +2,8 @@
 
 Per scan (:func:`preprocess_volume`): slices resampled to 5 mm, the 28-slice slab with the most
 intracranial tissue, a square box around the head resized in-plane, HU windows as channels,
-optional skull stripping. :func:`build_arrays` runs it over ``scans.tsv``; :func:`uncrop_to_scan`
+optional skull stripping. :func:`build_arrays` runs it over ``scans.tsv`` (or a shard of its patients, joined by
+:func:`gather_arrays`); :func:`uncrop_to_scan`
 maps a map in the crop (e.g. an attention heatmap) back onto the scan's voxel grid.
 """
 
@@ -11,6 +12,7 @@ from htct.preprocess.arrays import (
     build_arrays,
     build_arrays_like,
     build_lesion_masks,
+    gather_arrays,
     read_scans,
     skull_strip_arrays,
 )
@@ -34,6 +36,7 @@ from htct.preprocess.volume import (
 
 __all__ = [
     "ArrayOutputs",
+    "gather_arrays",
     "skull_strip_arrays",
     "BONE_WINDOW",
     "BRAIN_WINDOW",

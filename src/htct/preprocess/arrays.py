@@ -7,6 +7,7 @@ once complete (temporary name + ``os.replace``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from htct.outputs import RuleOutputs
 from htct.preprocess import brain, volume
 from htct.preprocess.geometry import AIR_HU, CropInfo, apply_crop
 from htct.preprocess.volume import preprocess_volume
+from htct.shards import check_shard, shard_of_patients
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +147,10 @@ def build_arrays(
     windows: Sequence[Sequence[float]] = ((40, 80),),
     skull_strip: bool = False,
     threads: int = 1,
+    shard: int = 0,
+    n_shards: int = 1,
 ) -> pd.DataFrame:
-    """Preprocess every scan of ``scans.tsv`` into ``out_dir``.
+    """Preprocess every scan of ``scans.tsv`` (or of one shard of its patients) into ``out_dir``.
 
     Writes ``volumes.npy`` (float16 [N, C, n_slices, size, size] in [0, 1]), ``brain_mask.npy``
     (uint8 [N, n_slices, size, size]), ``index.tsv`` (one row per scan, in ``scans.tsv`` order,
@@ -162,6 +166,9 @@ def build_arrays(
         windows: (centre, width) HU windows, one channel each.
         skull_strip: zero the voxels outside the intracranial mask.
         threads: worker processes (scans are processed in parallel).
+        shard: with ``n_shards`` > 1, only the scans of this shard of the patients
+            (``htct.shards``); :func:`gather_arrays` joins the shards' arrays.
+        n_shards: number of shards of the patients of ``scans.tsv``.
 
     Returns:
         The index table written to ``index.tsv``.
@@ -171,6 +178,11 @@ def build_arrays(
     scans = read_scans(scans_tsv)
     if scans.empty:
         raise HTCTInputError(f"{scans_tsv}: no scans to preprocess")
+    if n_shards > 1:
+        check_shard(shard, n_shards)
+        shard_of = shard_of_patients(scans["patient_id"], n_shards)
+        scans = scans[scans["patient_id"].map(shard_of) == shard].reset_index(drop=True)
+        log.info("shard %d of %d: %d scan(s)", shard, n_shards, len(scans))
     windows = [(float(centre), float(width)) for centre, width in windows]
     params = {
         "n_slices": int(n_slices),
@@ -207,7 +219,9 @@ def build_arrays(
                 "label": scans["label"],
             }
         )
-        index = pd.concat([index, pd.DataFrame(crops)], axis=1)
+        # The crop columns named also when the shard has no scan (its index.tsv still has the header).
+        crop_columns = [field.name for field in dataclasses.fields(CropInfo)]
+        index = pd.concat([index, pd.DataFrame(crops, columns=crop_columns)], axis=1)
         index = index[list(INDEX_COLUMNS) + [c for c in index.columns if c not in INDEX_COLUMNS]]
         for scan in index.itertuples(index=False):
             if scan.n_brain_slices == 0:
@@ -231,6 +245,81 @@ def build_arrays(
         with _atomic_path(outputs.parameters) as json_tmp:
             json_tmp.write_text(json.dumps(settings, indent=2) + "\n")
     log.info("preprocessed %d scans into %s", n_scans, outputs.volumes.parent)
+    return index
+
+
+def gather_arrays(
+    scans_tsv: str | Path,
+    shards: Sequence[str | Path | ArrayOutputs],
+    out_dir: str | Path | ArrayOutputs,
+) -> pd.DataFrame:
+    """Join the arrays of sharded :func:`build_arrays` runs into those of one run over ``scans.tsv``.
+
+    Rows are copied one scan at a time (the volumes never need to fit in memory) in the order of
+    ``scans.tsv``; ``index.tsv`` is joined as text (each value as its shard wrote it) with ``row``
+    renumbered; ``preprocess.json`` is the shards' (which must agree) with the total ``n_scans``.
+    The files are byte for byte those of one job (tests/test_shards.py).
+
+    Args:
+        scans_tsv: the scans table the shards were made from.
+        shards: each shard's outputs (folder or :class:`ArrayOutputs`), in shard order.
+        out_dir: output folder, or the exact files (:class:`ArrayOutputs`).
+
+    Returns:
+        The gathered index table.
+
+    Raises:
+        HTCTInputError: shards made with different parameters, or a scan in none or two shards.
+    """
+    outputs, sources = ArrayOutputs.of(out_dir), [ArrayOutputs.of(shard) for shard in shards]
+    outputs.make_folders()
+    scans = read_scans(scans_tsv)
+    settings = [json.loads(source.parameters.read_text()) for source in sources]
+    for source, other in zip(sources[1:], settings[1:], strict=True):
+        if {**other, "n_scans": 0} != {**settings[0], "n_scans": 0}:
+            raise HTCTInputError(
+                f"{source.parameters} differs from {sources[0].parameters}; re-run preprocess"
+            )
+    text = {"dtype": str, "keep_default_na": False, "sep": "\t"}
+    parts = []
+    for number, source in enumerate(sources):
+        part = pd.read_csv(source.index, **text)
+        part["shard"], part["shard_row"] = number, part["row"].astype(int)
+        parts.append(part)
+    index = pd.concat(parts, ignore_index=True)
+    if index["scan_id"].duplicated().any() or set(index["scan_id"]) != set(scans["scan_id"]):
+        raise HTCTInputError(
+            f"the shards' scans are not those of {scans_tsv}; re-run the preprocess_shard jobs"
+        )
+    index = index.set_index("scan_id").loc[scans["scan_id"]].reset_index()
+    index = index[list(parts[0].columns)]
+    index["row"] = np.arange(len(index)).astype(str)
+    volumes = [np.load(source.volumes, mmap_mode="r") for source in sources]
+    masks = [np.load(source.brain_mask, mmap_mode="r") for source in sources]
+    with (
+        _atomic_path(outputs.volumes) as volumes_tmp,
+        _atomic_path(outputs.brain_mask) as mask_tmp,
+    ):
+        gathered = {
+            "volumes": np.lib.format.open_memmap(
+                volumes_tmp, mode="w+", dtype=volumes[0].dtype, shape=(len(index), *volumes[0].shape[1:])
+            ),
+            "masks": np.lib.format.open_memmap(
+                mask_tmp, mode="w+", dtype=masks[0].dtype, shape=(len(index), *masks[0].shape[1:])
+            ),
+        }
+        for row, (number, shard_row) in enumerate(zip(index["shard"], index["shard_row"], strict=True)):
+            gathered["volumes"][row] = volumes[number][shard_row]
+            gathered["masks"][row] = masks[number][shard_row]
+        for array in gathered.values():
+            array.flush()
+        del gathered
+        index = index.drop(columns=["shard", "shard_row"])
+        with _atomic_path(outputs.index) as index_tmp:
+            index.to_csv(index_tmp, sep="\t", index=False)
+        with _atomic_path(outputs.parameters) as json_tmp:
+            json_tmp.write_text(json.dumps({**settings[0], "n_scans": len(index)}, indent=2) + "\n")
+    log.info("gathered %d scans from %d shard(s) into %s", len(index), len(sources), outputs.volumes.parent)
     return index
 
 
