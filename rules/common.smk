@@ -139,6 +139,7 @@ def all_outputs():
         "results/paper/audit.html",
         "results/paper/mrmc.tsv",
     ]
+    targets += repeats_outputs()  # rules/repeats.smk
     return targets
 
 

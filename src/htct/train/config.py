@@ -14,6 +14,9 @@ from htct.config import schema_defaults
 #: config.yaml ``train:`` keys that concern the workflow, not one training run.
 WORKFLOW_KEYS = ("models",)
 
+#: config.yaml ``train:`` key holding per-model training options (e.g. ``{ctnet: {lr: 0.001}}``).
+PER_MODEL_KEY = "per_model"
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -56,13 +59,22 @@ class TrainConfig:
             raise ValueError(f"train.device must be auto, cpu or cuda, not {self.device!r}")
 
     @classmethod
-    def from_mapping(cls, train: Mapping[str, object] | None = None, **overrides: object) -> TrainConfig:
-        """The schema's defaults updated by config.yaml ``train:`` and then by ``overrides``.
+    def from_mapping(
+        cls, train: Mapping[str, object] | None = None, model: str | None = None, **overrides: object
+    ) -> TrainConfig:
+        """The schema's defaults updated by config.yaml ``train:``, then by ``train.per_model[model]``
+        (this model's own training options, e.g. CTNet's peak rate), then by ``overrides``.
 
         Raises:
             ValueError: an unknown key (the message names the closest known one).
         """
-        values = {**schema_defaults("train"), **dict(train or {}), **overrides}
+        train = dict(train or {})
+        per_model = dict(train.pop(PER_MODEL_KEY, None) or {})
+        own = dict(per_model.get(model) or {}) if model is not None else {}
+        if PER_MODEL_KEY in own:
+            raise ValueError(f"train.{PER_MODEL_KEY}.{model}: per_model cannot be nested")
+        values = {**schema_defaults("train"), **train, **own, **overrides}
+        values.pop(PER_MODEL_KEY, None)
         known = {f.name for f in dataclasses.fields(cls)}
         for key in list(values):
             if key in WORKFLOW_KEYS:
