@@ -33,3 +33,15 @@ rule all:
     default_target: True
     input:
         all_outputs(),
+
+
+# The full set of repeats (repeats.full_splits x full_seeds; rules/repeats.smk): snakemake --cores all repeats
+rule repeats:
+    input:
+        expand("results/repeats/full/{name}", name=SPREAD_FILES),
+
+
+# The leakage sensitivity analysis: the default run's repeats split by image, as the paper's probably was
+rule image_split:
+    input:
+        "results/repeats/run/leakage.html",

@@ -13,7 +13,7 @@ rule paper_comparison:
         split="results/split/split.tsv",
         truth=truth_scans(),
         localisation="results/attribution/localisation.tsv",
-        holds=repeats_holds(),
+        holds=run_holds(config["repeats"]),
     output:
         comparison=report(
             "results/paper/comparison.html",

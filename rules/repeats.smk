@@ -4,19 +4,23 @@
 # `snakemake --cores all repeats` the full set (repeats.full_splits x repeats.full_seeds), and
 # `snakemake --cores all image_split` the leakage sensitivity analysis (the same repeats split by image).
 
-from htct.paper.repeats import REPEAT_PATTERN, SPLIT_KINDS, repeat_ids, repeat_seeds
+from htct.repeats import (
+    REPEAT_PATTERN,
+    SCOPES,
+    SPLIT_KINDS,
+    SPREAD_FILES,
+    repeat_split_seed,
+    repeat_train_config,
+    scope_files,
+)
 
 REPEATS = config["repeats"]
-REPEAT_SETS = {  # scope -> its repeats
-    "run": repeat_ids(REPEATS["splits"], REPEATS["seeds"]),
-    "full": repeat_ids(REPEATS["full_splits"], REPEATS["full_seeds"]),
-}
 
 
 wildcard_constraints:
     repeat=REPEAT_PATTERN,
     kind="|".join(SPLIT_KINDS),
-    scope="|".join(REPEAT_SETS),
+    scope="|".join(SCOPES),
 
 
 localrules:
@@ -25,53 +29,6 @@ localrules:
     repeats_summary,
     repeats_figure,
     leakage,
-    repeats,
-    image_split,
-
-
-def repeats_outputs():
-    """The default run's repeat outputs (none with repeats.splits: 0)."""
-    if not REPEAT_SETS["run"]:
-        return []
-    targets = expand(
-        "results/repeats/run/{name}", name=["spread.html", "spread.png", "holds.tsv"]
-    )
-    if REPEATS["image_split"]:
-        targets += ["results/repeats/run/leakage.html"]
-    return targets
-
-
-def repeats_holds():
-    """The default run's 'holds in k of n repeats' per claim, for the claims table (or nothing)."""
-    return "results/repeats/run/holds.tsv" if REPEAT_SETS["run"] else []
-
-
-def repeat_train_config(wildcards):
-    """config.yaml train: with the repeat's training seed."""
-    _, seed = repeat_seeds(
-        wildcards.repeat, config["split"]["seed"], config["train"]["seed"]
-    )
-    return {**config["train"], "seed": seed}
-
-
-def repeat_split_seed(wildcards):
-    return repeat_seeds(
-        wildcards.repeat, config["split"]["seed"], config["train"]["seed"]
-    )[0]
-
-
-def scope_files(name, kind="patient"):
-    """The files `name` of every repeat of a scope (an input function)."""
-
-    def files(wildcards):
-        return expand(
-            "results/repeats/{kind}/{repeat}/{name}",
-            kind=kind,
-            repeat=REPEAT_SETS[wildcards.scope],
-            name=name,
-        )
-
-    return files
 
 
 rule repeat_split:
@@ -87,7 +44,7 @@ rule repeat_split:
         "../envs/stats.yaml"
     params:
         split=config["split"],
-        seed=repeat_split_seed,
+        seed=lambda wc: repeat_split_seed(wc.repeat, config),
     script:
         "../scripts/repeat_split.py"
 
@@ -122,7 +79,7 @@ rule repeat_train:
         mem_mb=8000,
         runtime=240,
     params:
-        train=repeat_train_config,
+        train=lambda wc: repeat_train_config(wc.repeat, config),
         preprocess=config["preprocess"],
         fold=-1,
         synthetic=SYNTHETIC,
@@ -157,8 +114,8 @@ rule repeat_evaluate:
 
 rule repeats_summary:
     input:
-        metrics=scope_files("metrics.tsv"),
-        claims=scope_files("claims.tsv"),
+        metrics=lambda wc: scope_files(REPEATS, wc.scope, "metrics.tsv"),
+        claims=lambda wc: scope_files(REPEATS, wc.scope, "claims.tsv"),
         headline="results/evaluation/metrics.tsv",
         values=config["paper"]["values"],
     output:
@@ -217,9 +174,9 @@ rule repeats_figure:
 
 rule leakage:
     input:
-        patient=scope_files("metrics.tsv", "patient"),
-        image=scope_files("metrics.tsv", "image"),
-        image_splits=scope_files("split.tsv", "image"),
+        patient=lambda wc: scope_files(REPEATS, wc.scope, "metrics.tsv", "patient"),
+        image=lambda wc: scope_files(REPEATS, wc.scope, "metrics.tsv", "image"),
+        image_splits=lambda wc: scope_files(REPEATS, wc.scope, "split.tsv", "image"),
     output:
         table=report(
             "results/repeats/{scope}/leakage.html",
@@ -242,16 +199,3 @@ rule leakage:
         synthetic=SYNTHETIC,
     script:
         "../scripts/leakage.py"
-
-
-rule repeats:
-    input:
-        expand(
-            "results/repeats/full/{name}",
-            name=["spread.html", "spread.png", "holds.tsv"],
-        ),
-
-
-rule image_split:
-    input:
-        "results/repeats/run/leakage.html",

@@ -13,12 +13,11 @@ from htct.paper.repeats import (
     claims_with_repeats,
     holds_table,
     leakage_table,
-    repeat_ids,
-    repeat_seeds,
     repeat_split,
     scans_of_split,
     spread_table,
 )
+from htct.repeats import repeat_ids, repeat_seeds, run_targets, scope_repeats
 from htct.split import check_split, make_image_split, make_split, patients_in_several_parts
 from htct.train import TrainConfig
 from htct.train.data import assign_parts
@@ -46,6 +45,14 @@ def test_repeat_names_and_seeds():
     assert repeat_seeds("split3_seed2", split_seed=100, train_seed=7) == (103, 9)
     with pytest.raises(ValueError, match="splitI_seedJ"):
         repeat_seeds("seed2", 1, 1)
+    repeats = {"splits": 2, "seeds": 1, "full_splits": 3, "full_seeds": 2, "image_split": False}
+    assert set(scope_repeats(repeats, "run")) < set(
+        scope_repeats(repeats, "full")
+    )  # the full set reuses them
+    assert "results/repeats/run/holds.tsv" in run_targets(repeats)
+    assert not any("leakage" in t for t in run_targets(repeats))
+    assert "results/repeats/run/leakage.html" in run_targets({**repeats, "image_split": True})
+    assert run_targets({**repeats, "splits": 0}) == []
 
 
 def test_patient_level_repeats_redraw_the_test_patients_without_leaking():

@@ -12,7 +12,6 @@ leak adds to each metric, repeat by repeat (same split seed, same training seed)
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -23,13 +22,12 @@ from htct.evaluate.study import evaluate_study
 from htct.paper.claims import DOES_NOT_HOLD, HOLDS, UNDECIDED, paper_claims
 from htct.paper.comparison import oracle_metrics
 from htct.paper.values import PaperValues
+from htct.repeats import SPLIT_KINDS
 from htct.sheets import load_readers
 from htct.split import make_image_split, make_split, scans_by_part
 
 IDS = {"scan_id": str, "patient_id": str}
 
-REPEAT_PATTERN = r"split\d+_seed\d+"
-SPLIT_KINDS = ("patient", "image")
 #: Table 2/3 metrics whose spread is reported.
 SPREAD_METRICS = ("auc", "accuracy", "sensitivity", "specificity", "ppv", "f1")
 #: Metrics whose inflation by the image-level split is reported (the paper's headline ones).
@@ -41,23 +39,6 @@ ORACLE = "oracle"
 NOT_REPEATED = ("no baseline models", "no attribution results")
 #: The spread interval: 2.5th and 97.5th percentiles of the repeats.
 PERCENTILES = (2.5, 97.5)
-
-
-def repeat_ids(n_splits: int, n_seeds: int) -> list[str]:
-    """The repeats ``split1_seed1 ... split{n_splits}_seed{n_seeds}`` (none when n_splits is 0)."""
-    return [f"split{i}_seed{j}" for i in range(1, n_splits + 1) for j in range(1, n_seeds + 1)]
-
-
-def repeat_seeds(repeat: str, split_seed: int, train_seed: int) -> tuple[int, int]:
-    """The split seed and the training seed of ``repeat``: the configured ones plus its numbers.
-
-    Raises:
-        ValueError: a name that is not ``splitI_seedJ``.
-    """
-    match = re.fullmatch(r"split(\d+)_seed(\d+)", repeat)
-    if match is None:
-        raise ValueError(f"repeat {repeat!r} is not named splitI_seedJ")
-    return split_seed + int(match[1]), train_seed + int(match[2])
 
 
 def repeat_split(
