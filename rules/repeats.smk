@@ -122,9 +122,9 @@ rule repeats_summary:
         spread=report(
             "results/repeats/{scope}/spread.html",
             caption="../report/repeats_spread.rst",
-            category="Repeats",
+            category="Reproduction",
             labels={
-                "table": "Spread ({scope})",
+                "item": "Spread over the repeats ({scope})",
                 "shows": "Median and 2.5-97.5th percentiles over the repeats, the headline run and the paper",
             },
         ),
@@ -154,9 +154,9 @@ rule repeats_figure:
         png=report(
             "results/repeats/{scope}/spread.png",
             caption="../report/repeats_figure.rst",
-            category="Repeats",
+            category="Reproduction",
             labels={
-                "figure": "Spread ({scope})",
+                "item": "Spread over the repeats, figure ({scope})",
                 "shows": "One point per repeat; the headline run and the paper marked",
             },
         ),
@@ -181,9 +181,9 @@ rule leakage:
         table=report(
             "results/repeats/{scope}/leakage.html",
             caption="../report/leakage.rst",
-            category="Repeats",
+            category="Reproduction",
             labels={
-                "table": "Image-level split ({scope})",
+                "item": "Image-level split: leakage ({scope})",
                 "shows": "What a split by image (the paper's probable design) adds to CTNet's metrics",
             },
         ),
