@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from htct.evaluate.study import evaluate_study
+from htct.names import display_name
 from htct.paper.claims import DOES_NOT_HOLD, HOLDS, UNDECIDED, paper_claims
 from htct.paper.comparison import oracle_metrics
 from htct.paper.values import PaperValues
@@ -33,6 +34,8 @@ SPREAD_METRICS = ("auc", "accuracy", "sensitivity", "specificity", "ppv", "f1")
 #: Metrics whose inflation by the image-level split is reported (the paper's headline ones).
 LEAKAGE_METRICS = ("auc", "sensitivity", "f1", "accuracy")
 READER_AVERAGE = "Average (clinician)"
+METRIC_NAMES = {"auc": "AUC", "accuracy": "accuracy", "sensitivity": "sensitivity", "specificity": "specificity",
+                "ppv": "PPV", "f1": "F1"}  # fmt: skip
 ORACLE = "oracle"
 #: Claims a repeat cannot decide, by paper_claims' detail: no attribution runs per repeat, and the
 #: baselines are trained per repeat only when repeats.models lists them. They are "not repeated".
@@ -305,7 +308,7 @@ def spread_pretty(spread: pd.DataFrame, claim_names: dict[str, str] | None = Non
     for row in spread.itertuples():
         is_auc = "auc" in row.metric
         name = (
-            f"{row.rater}: {row.metric}"
+            f"{display_name(row.rater)}: {METRIC_NAMES.get(row.metric, row.metric)}"
             if row.quantity == "metric"
             else f"{claim_names.get(row.metric, row.metric)} (CTNet minus comparator)"
         )
@@ -331,7 +334,7 @@ def leakage_pretty(leakage: pd.DataFrame) -> pd.DataFrame:
         scale, digits, unit = (1.0, 3, "") if row.metric == "auc" else (100.0, 1, " points")
         rows.append(
             {
-                "Metric": row.metric,
+                "Metric": METRIC_NAMES.get(row.metric, row.metric),
                 "Repeats": row.n,
                 "Patient-level split (median)": f"{scale * row.patient_median:.{digits}f}",
                 "Image-level split (median)": f"{scale * row.image_median:.{digits}f}",
