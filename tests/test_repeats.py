@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from htct.config import unknown_models
 from htct.errors import HTCTInputError
 from htct.paper.claims import DOES_NOT_HOLD, HOLDS, UNDECIDED
 from htct.paper.repeats import (
@@ -186,6 +187,11 @@ def test_per_model_training_options():
     assert TrainConfig.from_mapping(train, model="ctnet", lr=0.005).lr == 0.005  # explicit overrides win
     with pytest.raises(ValueError, match="unknown training option"):
         TrainConfig.from_mapping({"per_model": {"ctnet": {"lrate": 0.1}}}, model="ctnet")
+    # The schema's default recipe: CTNet's own peak rate, the baselines' the shared one.
+    assert TrainConfig.from_mapping({}, model="ctnet").lr == 0.001
+    assert TrainConfig.from_mapping({}, model="soundari2022").lr == TrainConfig.from_mapping({}).lr == 0.002
+    (problem,) = unknown_models({"models": ["ctnet"], "per_model": {"ctnett": {"lr": 0.1}}})
+    assert problem.startswith("config `train.per_model`: unknown model `ctnett`")
 
 
 @pytest.mark.slow

@@ -68,12 +68,12 @@ class TrainConfig:
         Raises:
             ValueError: an unknown key (the message names the closest known one).
         """
-        train = dict(train or {})
+        train = {**schema_defaults("train"), **dict(train or {})}
         per_model = dict(train.pop(PER_MODEL_KEY, None) or {})
         own = dict(per_model.get(model) or {}) if model is not None else {}
         if PER_MODEL_KEY in own:
             raise ValueError(f"train.{PER_MODEL_KEY}.{model}: per_model cannot be nested")
-        values = {**schema_defaults("train"), **train, **own, **overrides}
+        values = {**train, **own, **overrides}
         values.pop(PER_MODEL_KEY, None)
         known = {f.name for f in dataclasses.fields(cls)}
         for key in list(values):
