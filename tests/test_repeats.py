@@ -210,7 +210,7 @@ def test_tiny_run_has_the_repeats(tiny_run):
     spread = pd.read_csv(root / "run" / "spread.csv")
     assert (spread.loc[spread["quantity"] == "metric", "n"] == 2).all()
     assert spread["synthetic"].all()
-    assert "Synthetic cohort" in (root / "run" / "spread.html").read_text()
+    assert "SYNTHETIC COHORT" in (root / "run" / "spread.html").read_text()
     assert (root / "run" / "spread.png").stat().st_size > 10_000
     claims = pd.read_csv(tiny_run / "results" / "paper" / "claims.tsv", sep="\t")
     repeated = claims.set_index("claim_id")["holds_in"]
