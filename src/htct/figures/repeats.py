@@ -70,7 +70,9 @@ def spread_figure(
                 if np.isfinite(row["headline"]):
                     ax.hlines(row["headline"], x - 0.2, x + 0.2, color=OKABE_ITO["orange"], linewidth=1.5)
                 if np.isfinite(row["paper"]):
-                    ax.scatter(x - 0.3, row["paper"], marker="D", s=28, color=OKABE_ITO["vermillion"], zorder=3)
+                    ax.scatter(
+                        x - 0.3, row["paper"], marker="D", s=28, color=OKABE_ITO["vermillion"], zorder=3
+                    )
             ax.set_xticks(range(len(raters)), [label for _, label in raters], rotation=45, ha="right")
             ax.set_title(title)
             ax.set_xlim(-0.6, len(raters) - 0.4)
