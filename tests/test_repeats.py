@@ -187,6 +187,12 @@ def test_per_model_training_options():
     assert TrainConfig.from_mapping(train, model="ctnet", lr=0.005).lr == 0.005  # explicit overrides win
     with pytest.raises(ValueError, match="unknown training option"):
         TrainConfig.from_mapping({"per_model": {"ctnet": {"lrate": 0.1}}}, model="ctnet")
+    assert (
+        TrainConfig.from_mapping(
+            {"per_model": {"ctnet": {"warmup_fraction": 0.1}}}, model="ctnet"
+        ).warmup_fraction
+        == 0.1
+    )
     # The schema's default recipe: CTNet's own peak rate, the baselines' the shared one.
     assert TrainConfig.from_mapping({}, model="ctnet").lr == 0.001
     assert TrainConfig.from_mapping({}, model="soundari2022").lr == TrainConfig.from_mapping({}).lr == 0.002

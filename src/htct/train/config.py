@@ -34,6 +34,7 @@ class TrainConfig:
         augment: flips, small rotations and shifts, intensity jitter (htct.train.data.augment_batch).
         seed: seeds weight initialisation, data order and augmentation.
         num_workers: DataLoader workers on GPU machines (CPU runs read in the main process).
+        warmup_fraction: share of the one-cycle schedule spent rising to the peak rate.
         model_options: per model name, constructor options on top of the registry's defaults.
         threads: CPU threads for torch (None: torch's default); the job's threads in the workflow.
     """
@@ -49,6 +50,7 @@ class TrainConfig:
     augment: bool
     seed: int
     num_workers: int
+    warmup_fraction: float
     model_options: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     threads: int | None = None
 

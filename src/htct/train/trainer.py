@@ -169,7 +169,7 @@ class Trainer:
     def configure_optimizers(
         self,
     ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, nn.Module]:
-        """AdamW, a one-cycle schedule (20% warm-up) and BCE with ``pos_weight`` = negatives / positives."""
+        """AdamW, a one-cycle schedule (warm-up: ``warmup_fraction``) and BCE with ``pos_weight`` = negatives / positives."""
         y_train = self.parts.labels(self.rows["train"])
         n_pos = float(y_train.sum())
         pos_weight = torch.tensor([(len(y_train) - n_pos) / n_pos], device=self.device)
@@ -180,7 +180,7 @@ class Trainer:
             optimizer,
             max_lr=self.config.lr,
             total_steps=self.config.epochs * self.steps_per_epoch,
-            pct_start=0.2,
+            pct_start=self.config.warmup_fraction,
         )
         return optimizer, scheduler, nn.BCEWithLogitsLoss(pos_weight=pos_weight)
 
