@@ -195,6 +195,8 @@ def test_per_model_training_options():
     )
     # The schema's default recipe: CTNet's own peak rate, the baselines' the shared one.
     assert TrainConfig.from_mapping({}, model="ctnet").lr == 0.001
+    assert TrainConfig.from_mapping({}, model="ctnet").warmup_fraction == 0.1
+    assert TrainConfig.from_mapping({}, model="wozniak2023").warmup_fraction == 0.2
     assert TrainConfig.from_mapping({}, model="soundari2022").lr == TrainConfig.from_mapping({}).lr == 0.002
     (problem,) = unknown_models({"models": ["ctnet"], "per_model": {"ctnett": {"lr": 0.1}}})
     assert problem.startswith("config `train.per_model`: unknown model `ctnett`")
