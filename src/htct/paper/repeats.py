@@ -37,9 +37,11 @@ READER_AVERAGE = "Average (clinician)"
 METRIC_NAMES = {"auc": "AUC", "accuracy": "accuracy", "sensitivity": "sensitivity", "specificity": "specificity",
                 "ppv": "PPV", "f1": "F1"}  # fmt: skip
 ORACLE = "oracle"
-#: Claims a repeat cannot decide, by paper_claims' detail: no attribution runs per repeat, and the
-#: baselines are trained per repeat only when repeats.models lists them. They are "not repeated".
-NOT_REPEATED = ("no baseline models", "no attribution results")
+#: Claims a repeat cannot decide: the attention claim (no attribution stage per repeat), and the
+#: claims against the baselines when repeats.models leaves them out (paper_claims' detail). They are
+#: "not repeated" rather than "undecided" in every repeat.
+NOT_REPEATED_CLAIMS = ("attention_on_infarct",)
+NOT_REPEATED_DETAILS = ("no baseline models",)
 #: The spread interval: 2.5th and 97.5th percentiles of the repeats.
 PERCENTILES = (2.5, 97.5)
 
@@ -95,7 +97,7 @@ def evaluate_repeat(
 
     Writes ``output.metrics`` (the evaluation's long metrics, the oracle's rows added for a
     synthetic cohort), ``output.test_scans`` and ``output.claims`` (:func:`paper_claims`; the
-    claims a repeat cannot decide, :data:`NOT_REPEATED`, left out), each tagged with repeat and split_kind.
+    claims a repeat cannot decide, :data:`NOT_REPEATED_CLAIMS` and :data:`NOT_REPEATED_DETAILS`, left out), each tagged with repeat and split_kind.
 
     Args:
         predictions: one prediction table per model, in the order of ``models``.
@@ -129,7 +131,9 @@ def evaluate_repeat(
         )
         metrics = pd.concat([metrics, oracle], ignore_index=True)
     claims, _ = paper_claims(out["scans"], list(models), n_bootstrap, seed, paper["alpha"])
-    claims = claims[~claims["detail"].isin(NOT_REPEATED)]
+    claims = claims[
+        ~claims["claim_id"].isin(NOT_REPEATED_CLAIMS) & ~claims["detail"].isin(NOT_REPEATED_DETAILS)
+    ]
     tag(metrics, repeat, kind).to_csv(output.metrics, sep="\t", index=False)
     out["scans"].to_csv(output.test_scans, sep="\t", index=False)
     tag(claims, repeat, kind).to_csv(output.claims, sep="\t", index=False)
