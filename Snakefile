@@ -18,6 +18,7 @@ include: "rules/tables.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/clinical.smk"
+include: "rules/repeats.smk"
 include: "rules/figures.smk"
 include: "rules/attribution.smk"
 include: "rules/counterfactual.smk"
@@ -34,3 +35,15 @@ rule all:
     default_target: True
     input:
         all_outputs(),
+
+
+# The full set of repeats (repeats.full_splits x full_seeds; rules/repeats.smk): snakemake --cores all repeats
+rule repeats:
+    input:
+        expand("results/repeats/full/{name}", name=SPREAD_FILES),
+
+
+# The leakage sensitivity analysis: the default run's repeats split by image, as the paper's probably was
+rule image_split:
+    input:
+        "results/repeats/run/leakage.html",

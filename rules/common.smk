@@ -9,6 +9,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from htct.config import resolve_data, unknown_keys, unknown_models
 from htct.errors import ERROR_PREFIX, HTCTInputError
+from htct.repeats import run_holds, run_targets
 
 CONFIG_SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 
@@ -155,6 +156,7 @@ def all_outputs():
         "results/manuscript/{file}",
         file=["report.html", "report.pdf", "tripod_ai.md", "tripod_ai.html"],
     )
+    targets += run_targets(config["repeats"])  # rules/repeats.smk
     return targets
 
 

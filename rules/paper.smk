@@ -15,6 +15,7 @@ rule paper_comparison:
         truth=truth_scans(),
         localisation="results/attribution/localisation.tsv",
         attribution_scans="results/attribution/full_head/scans.tsv",
+        holds=run_holds(config["repeats"]),
     output:
         comparison=report(
             "results/paper/comparison.html",

@@ -26,6 +26,8 @@ else:
         fold=int(snakemake.wildcards.get("fold", snakemake.params.get("fold", -1))),
         preprocess=snakemake.params.preprocess,
         outputs=TrainOutputs.from_rule(snakemake.output),
-        config=TrainConfig.from_mapping(snakemake.params.train, threads=snakemake.threads),
+        config=TrainConfig.from_mapping(
+            snakemake.params.train, model=snakemake.wildcards.model, threads=snakemake.threads
+        ),
         synthetic=snakemake.params.synthetic,
     )

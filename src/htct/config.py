@@ -86,7 +86,8 @@ def unknown_keys(config: Mapping, schema: Mapping) -> list[str]:
 
 
 def unknown_models(train: Mapping) -> list[str]:
-    """One message per name in ``train.models`` or ``train.model_options`` that is not a registered model.
+    """One message per name in ``train.models``, ``train.model_options`` or ``train.per_model`` that is
+    not a registered model.
 
     The names come from the model registry (its torch-free catalog where torch is not installed),
     with the closest registered name as a hint.
@@ -98,6 +99,7 @@ def unknown_models(train: Mapping) -> list[str]:
     for where, names in (
         ("train.models", train.get("models", [])),
         ("train.model_options", train.get("model_options", {})),
+        ("train.per_model", train.get("per_model", {})),
     ):
         for name in names:
             if name not in known:

@@ -238,3 +238,50 @@ def patient_status(
             }
         )
     return pd.DataFrame(rows, columns=PATIENT_QC_COLUMNS)
+
+
+def make_image_split(
+    scans: pd.DataFrame,
+    seed: int = 2026,
+    test_fraction: float = 0.1,
+    val_fraction: float = 0.15,
+) -> pd.DataFrame:
+    """The paper's probable split, for the leakage sensitivity analysis only: by scan, not by patient.
+
+    Every scan is drawn into a part on its own (stratified by label), so a patient's scans can sit on
+    both sides of the split, as the paper's 437 training + 61 test > 474 patients suggests. Never the
+    workflow's split: `check_split` refuses it; only the sensitivity analysis (rules/repeats.smk)
+    trains on it, beside the patient-level split on the same seeds.
+
+    Args:
+        scans: the kept scans (scan_id, patient_id, label).
+        seed: random seed of the draw.
+        test_fraction: share of scans in the test part.
+        val_fraction: share of the non-test scans held out for validation.
+
+    Returns:
+        One row per scan: scan_id, patient_id, label, part, fold (-1), n_scans (1); sorted by scan_id.
+
+    Raises:
+        HTCTInputError: too few scans of a class to stratify.
+    """
+    table = scans[["scan_id", "patient_id", "label"]].sort_values("scan_id").reset_index(drop=True)
+    counts = table["label"].value_counts()
+    if len(counts) < 2 or counts.min() < 3:
+        raise HTCTInputError(
+            f"cannot stratify the image-level split: scans per label {counts.to_dict()}; "
+            "each label needs at least 3 kept scans"
+        )
+    rest, test = train_test_split(table, test_size=test_fraction, stratify=table["label"], random_state=seed)
+    _, val = train_test_split(rest, test_size=val_fraction, stratify=rest["label"], random_state=seed)
+    split = table.set_index("scan_id")
+    split["part"] = "train"
+    split.loc[test["scan_id"], "part"] = "test"
+    split.loc[val["scan_id"], "part"] = "val"
+    split = split.reset_index().assign(fold=-1, n_scans=1)
+    return split[["scan_id", "patient_id", "label", "part", "fold", "n_scans"]]
+
+
+def patients_in_several_parts(split: pd.DataFrame) -> int:
+    """Patients whose scans sit in more than one part (0 for every patient-level split)."""
+    return int((split.groupby("patient_id")["part"].nunique() > 1).sum())

@@ -14,6 +14,9 @@ from htct.config import schema_defaults
 #: config.yaml ``train:`` keys that concern the workflow, not one training run.
 WORKFLOW_KEYS = ("models",)
 
+#: config.yaml ``train:`` key holding per-model training options (e.g. ``{ctnet: {lr: 0.001}}``).
+PER_MODEL_KEY = "per_model"
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -31,6 +34,7 @@ class TrainConfig:
         augment: flips, small rotations and shifts, intensity jitter (htct.train.data.augment_batch).
         seed: seeds weight initialisation, data order and augmentation.
         num_workers: DataLoader workers on GPU machines (CPU runs read in the main process).
+        warmup_fraction: share of the one-cycle schedule spent rising to the peak rate.
         model_options: per model name, constructor options on top of the registry's defaults.
         threads: CPU threads for torch (None: torch's default); the job's threads in the workflow.
     """
@@ -46,6 +50,7 @@ class TrainConfig:
     augment: bool
     seed: int
     num_workers: int
+    warmup_fraction: float
     model_options: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     threads: int | None = None
 
@@ -56,13 +61,22 @@ class TrainConfig:
             raise ValueError(f"train.device must be auto, cpu or cuda, not {self.device!r}")
 
     @classmethod
-    def from_mapping(cls, train: Mapping[str, object] | None = None, **overrides: object) -> TrainConfig:
-        """The schema's defaults updated by config.yaml ``train:`` and then by ``overrides``.
+    def from_mapping(
+        cls, train: Mapping[str, object] | None = None, model: str | None = None, **overrides: object
+    ) -> TrainConfig:
+        """The schema's defaults updated by config.yaml ``train:``, then by ``train.per_model[model]``
+        (this model's own training options, e.g. CTNet's peak rate), then by ``overrides``.
 
         Raises:
             ValueError: an unknown key (the message names the closest known one).
         """
-        values = {**schema_defaults("train"), **dict(train or {}), **overrides}
+        train = {**schema_defaults("train"), **dict(train or {})}
+        per_model = dict(train.pop(PER_MODEL_KEY, None) or {})
+        own = dict(per_model.get(model) or {}) if model is not None else {}
+        if PER_MODEL_KEY in own:
+            raise ValueError(f"train.{PER_MODEL_KEY}.{model}: per_model cannot be nested")
+        values = {**train, **own, **overrides}
+        values.pop(PER_MODEL_KEY, None)
         known = {f.name for f in dataclasses.fields(cls)}
         for key in list(values):
             if key in WORKFLOW_KEYS:

@@ -36,7 +36,8 @@ def assign_parts(index_tsv: str | Path, split_tsv: str | Path, fold: int = -1) -
 
     Args:
         index_tsv: results/arrays/index.tsv (row, scan_id, patient_id, label, ...).
-        split_tsv: results/split/split.tsv (patient_id, label, part, fold).
+        split_tsv: results/split/split.tsv (patient_id, label, part, fold); a split with a scan_id
+            column (the image-level sensitivity analysis) gives each scan its own part.
         fold: -1 for the single split (parts as written); k >= 0 for fold k of a k-fold split,
             where the non-test patients with fold == k are validation and the others training.
 
@@ -48,8 +49,13 @@ def assign_parts(index_tsv: str | Path, split_tsv: str | Path, fold: int = -1) -
             training part with a single class.
     """
     index = pd.read_csv(index_tsv, sep="\t", dtype={"scan_id": str, "patient_id": str})
-    split = pd.read_csv(split_tsv, sep="\t", dtype={"patient_id": str})
-    merged = index.merge(split[["patient_id", "part", "fold"]], on="patient_id", how="left", validate="m:1")
+    split = pd.read_csv(split_tsv, sep="\t", dtype={"patient_id": str, "scan_id": str})
+    if "scan_id" in split.columns:  # an image-level split (htct.split.make_image_split): part per scan
+        merged = index.merge(split[["scan_id", "part", "fold"]], on="scan_id", how="left", validate="1:1")
+    else:
+        merged = index.merge(
+            split[["patient_id", "part", "fold"]], on="patient_id", how="left", validate="m:1"
+        )
     missing = merged.loc[merged["part"].isna(), "patient_id"].unique()
     if len(missing):
         raise HTCTInputError(

@@ -169,7 +169,7 @@ class Trainer:
     def configure_optimizers(
         self,
     ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, nn.Module]:
-        """AdamW, a one-cycle schedule (20% warm-up) and BCE with ``pos_weight`` = negatives / positives."""
+        """AdamW, a one-cycle schedule (warm-up: ``warmup_fraction``) and BCE with ``pos_weight`` = negatives / positives."""
         y_train = self.parts.labels(self.rows["train"])
         n_pos = float(y_train.sum())
         pos_weight = torch.tensor([(len(y_train) - n_pos) / n_pos], device=self.device)
@@ -180,7 +180,7 @@ class Trainer:
             optimizer,
             max_lr=self.config.lr,
             total_steps=self.config.epochs * self.steps_per_epoch,
-            pct_start=0.2,
+            pct_start=self.config.warmup_fraction,
         )
         return optimizer, scheduler, nn.BCEWithLogitsLoss(pos_weight=pos_weight)
 
@@ -445,7 +445,8 @@ def train_model(
         preprocess: the preprocessing parameters of the arrays (config.yaml `preprocess:`).
         epoch_callback: called as `fn(epoch, row)` after each epoch's checkpoint is saved.
         outputs: the exact files to write (a rule's outputs: TrainOutputs.from_rule).
-        config: config.yaml `train:` (a TrainConfig or a mapping; schema defaults for the rest).
+        config: config.yaml `train:` (a TrainConfig or a mapping, whose ``per_model`` options for
+            ``model_name`` apply; schema defaults for the rest).
         synthetic: whether the cohort is the synthetic one (recorded in config.yaml ``provenance:``).
         **overrides: single `train:` keys on top of ``config`` (e.g. ``epochs=2``).
 
@@ -457,7 +458,7 @@ def train_model(
             raise ValueError("train_model needs out_dir or outputs")
         outputs = TrainOutputs.in_folder(out_dir, predictions_tsv)
     if not isinstance(config, TrainConfig):
-        config = TrainConfig.from_mapping(config, **overrides)
+        config = TrainConfig.from_mapping(config, model=model_name, **overrides)
     elif overrides:
         config = TrainConfig.from_mapping(config.as_dict(), **overrides)
     trainer = Trainer(
