@@ -34,14 +34,15 @@ MRMC = "results/paper/mrmc.tsv"
 AUDIT = "results/paper/audit.tsv"
 COUNTERFACTUALS = "results/evaluation/counterfactual_summary.tsv"
 ATTRIBUTION = "results/attribution/verdicts.tsv"
-# Issue 22's repeats stage (absent on main): the spread of the test metrics over repeated trainings.
-REPEATS = "results/repeats/spread.tsv"
+# The repeats stage (rules/repeats.smk, scope "run": the default run's repeats): the spread of the test
+# metrics and of the claims' differences over redrawn splits and training seeds.
+REPEATS = "results/repeats/run/spread.csv"
 
 # The comparison's rows (column Section) shown beside each of the report's tables; the rest together.
 COMPARISON_PARTS = {"baseline": "Table 1", "clinicians": "Table 2", "compared": "Table 3"}
 
 RULES = {
-    PATIENTS: "split",
+    PATIENTS: "patient_qc",
     SERIES: "convert_dicom",
     SCANS: "convert_dicom",
     PREPROCESS: "preprocess",
@@ -57,7 +58,7 @@ RULES = {
     AUDIT: "paper_audit",
     COUNTERFACTUALS: "counterfactuals",
     ATTRIBUTION: "attribution_summary",
-    REPEATS: "repeats",
+    REPEATS: "repeats_summary",
 }
 
 
