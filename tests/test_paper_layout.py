@@ -14,6 +14,8 @@ from htct.paper.comparison import (
     comparison_html,
     comparison_table,
     comparison_title,
+    paper_implied_prevalence,
+    reference_rows,
 )
 from htct.paper.layout import LOST, ORACLE_ROW, layout_html, paper_cell, paper_layout
 from htct.paper.values import load_paper_values, paper_values_from_dict
@@ -199,3 +201,41 @@ def test_table1_cells_keep_count_and_share_on_one_line() -> None:
     assert '<span class="paper">351 (74.05)</span>' in page and "n (%) or mean ± SD" in page
     table2 = layout_html(paper_layout(values, reproduced, "Table 2"), synthetic=False, citation="c")
     assert '<span class="paper">64.00<span class="ci">(52.5–73.8)</span></span>' in table2
+
+
+def _metrics_every_scan_ht(prevalence: float) -> pd.DataFrame:
+    """The evaluation's every-scan-HT rater at a known HT share (values as the bootstrap table has them)."""
+    p = prevalence
+    values = {"accuracy": p, "sensitivity": 1.0, "specificity": 0.0, "ppv": p, "f1": 2 * p / (1 + p)}
+    values |= {"macro_f1": p / (1 + p), "auc": 0.5}
+    return pd.DataFrame(
+        [{"rater": "every_scan_ht", "metric": m, "value": v, "low": v, "high": v} for m, v in values.items()]
+    )
+
+
+def test_the_every_scan_ht_reference_sits_at_the_papers_implied_ht_share_and_the_runs() -> None:
+    """The trivial reference row of the comparison: at the HT share the paper's CTNet row implies, and this
+    run's every_scan_ht rater; it is no paper cell, so the printed-cell count is unchanged."""
+    values = load_paper_values(VALUES_FILE)
+    low, high = paper_implied_prevalence(values)
+    # accuracy 74.52, sensitivity 71.55, specificity 80.29 (inferred): (a - c) / (s - c) = 0.660 at the printed values
+    assert low < (0.7452 - 0.8029) / (0.7155 - 0.8029) < high and high - low < 0.01
+    rows = reference_rows(values, _metrics_every_scan_ht(0.6), synthetic=True)
+    quantities = rows.index.get_level_values("Quantity")
+    by_quantity = rows.reset_index(level="Section", drop=True)
+    f1 = quantities[quantities.str.startswith("F1, HT class")][0]
+    macro = quantities[quantities.str.startswith("F1, macro")][0]
+    assert by_quantity.loc[f1, "Paper"] == f"{200 * low / (1 + low):.1f}–{200 * high / (1 + high):.1f}"
+    assert by_quantity.loc[f1, "Reproduced (95% CI)"] == "75.00 (75.00–75.00)"  # 2p/(1+p) at p = 0.6
+    assert by_quantity.loc[macro, "Reproduced (95% CI)"] == "37.50 (37.50–37.50)"
+    assert by_quantity.loc["Sensitivity", "Paper"] == "100.0" and by_quantity.loc["AUC", "Paper"] == "50.0"
+    assert (rows["Status"] == "derived").all() and "not printed by the paper" in rows["Source and note"].iloc[
+        0
+    ]
+    table = comparison_table(values, _reproduced(list(values.entries["id"])), synthetic=True)
+    with_reference = pd.concat([table, rows])
+    assert comparison_counts(values, with_reference) == comparison_counts(values, table)
+    # a run without the reference rater shows a dash, not a number
+    assert (
+        reference_rows(values, _metrics_every_scan_ht(0.6).iloc[:0], True)["Reproduced (95% CI)"] == "—"
+    ).all()

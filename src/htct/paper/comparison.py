@@ -204,6 +204,7 @@ def comparison_counts(values: PaperValues, table: pd.DataFrame | None = None) ->
         shown = int(tables.loc[printed_mask, "value"].notna().sum())
     else:
         # the table has one row per entry, in the values file's order
+        table = table[table["Status"] != DERIVED]  # the reference rows are not the paper's cells
         paper = pd.Series(table["Paper"].to_numpy(), index=e["id"].to_numpy())
         shown = int((~paper[list(printed_ids)].isin([LOST, "—", ""])).sum())
     return {
@@ -280,6 +281,98 @@ def comparison_table(values: PaperValues, reproduced: pd.DataFrame, synthetic: b
         if e["status"] == "inferred":
             notes.append(f"† inferred: {e['inference']}")
         row["Source and note"] = "; ".join(notes)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["Section", "Quantity"])
+
+
+# The trivial reference: every test scan called HT. Not printed by the paper: its column holds what that
+# rater scores at the HT share the paper's own CTNet row of Table 2 implies, so the headline numbers can be
+# read against it (an F1 of 2p/(1+p) needs no image at all).
+REFERENCE_SECTION = "Reference: every scan HT"
+DERIVED = "derived"
+REFERENCE_RATER = "every_scan_ht"
+REFERENCE_METRICS = {
+    "accuracy": ("Accuracy (= HT share)", lambda p: p),
+    "sensitivity": ("Sensitivity", lambda p: 1.0),
+    "specificity": ("Specificity", lambda p: 0.0),
+    "ppv": ("PPV (= HT share)", lambda p: p),
+    "f1": ("F1, HT class: 2p/(1+p)", lambda p: 2 * p / (1 + p)),
+    "macro_f1": ("F1, macro-averaged (Table 3's): p/(1+p)", lambda p: p / (1 + p)),
+    "auc": ("AUC", lambda p: 0.5),
+}
+
+
+def paper_implied_prevalence(
+    values: PaperValues, row: str = "CTNet", section: str = "Table 2"
+) -> tuple[float, float]:
+    """The HT share (0-1) of the test set that a printed row of the paper implies, from its accuracy,
+    sensitivity and specificity (or PPV) at their printed rounding; NaN when the row lacks them."""
+    from htct.paper.audit import implied_prevalence, printed_share
+
+    e = values.entries
+    cells = e[(e["section"] == section) & (e["row"] == row) & e["value"].notna()]
+    share = {
+        str(c["column"]).lower(): printed_share(float(c["value"]), int(c["decimals"]), c["unit"])
+        for _, c in cells.iterrows()
+    }
+    if "accuracy" not in share or "sensitivity" not in share:
+        return np.nan, np.nan
+    return implied_prevalence(
+        share["accuracy"], share["sensitivity"], share.get("specificity"), share.get("ppv")
+    )
+
+
+def reference_rows(values: PaperValues, metrics: pd.DataFrame, synthetic: bool) -> pd.DataFrame:
+    """The "every scan HT" reference beside the comparison: at the paper's implied HT share and on this run.
+
+    Args:
+        values: the paper's values.
+        metrics: long interval table of the evaluation (its ``every_scan_ht`` rater, when scored).
+        synthetic: whether the run is the synthetic cohort (the oracle column, empty here).
+
+    Returns:
+        Rows in :func:`comparison_table`'s columns, Status ``derived``; indexed by (Section, Quantity).
+    """
+    low, high = paper_implied_prevalence(values)
+    cells = metrics.set_index(["rater", "metric"])
+    rows = []
+    for metric, (quantity, of_share) in REFERENCE_METRICS.items():
+        paper_low, paper_high = sorted((100 * of_share(low), 100 * of_share(high)))
+        paper = (
+            "—"
+            if not np.isfinite(paper_low)
+            else f"{paper_low:.1f}"
+            if abs(paper_high - paper_low) < 0.05
+            else f"{paper_low:.1f}–{paper_high:.1f}"
+        )
+        key = (REFERENCE_RATER, metric)
+        run = (
+            [100 * cells.loc[key, c] for c in ("value", "low", "high")]
+            if key in cells.index
+            else [np.nan] * 3
+        )
+        row = {
+            "Section": REFERENCE_SECTION,
+            "Quantity": quantity,
+            "Paper": paper,
+            "Status": DERIVED,
+            "Reproduced (95% CI)": _with_interval(*run, 2),
+            "Difference": "",
+        }
+        if synthetic:
+            row["Oracle (95% CI)"] = ""
+        # the note once, on the section's first row (the rest share it)
+        row["Source and note"] = (
+            ""
+            if rows
+            else (
+                "not printed by the paper: calling every test scan HT, at the HT share "
+                f"{100 * low:.1f}–{100 * high:.1f}% that the paper's CTNet row of Table 2 implies (accuracy, "
+                "sensitivity and the inferred specificity at their printed rounding); this run: the evaluation's "
+                "every_scan_ht rater (results/evaluation/metrics.tsv), in percent (AUC in percent too). "
+                "The paper's Table 3 prints such a row for a comparison model (64.52 / 100 / 0 / 39.22)."
+            )
+        )
         rows.append(row)
     return pd.DataFrame(rows).set_index(["Section", "Quantity"])
 

@@ -9,7 +9,13 @@ from pathlib import Path
 import pandas as pd
 
 from htct.paper.claims import claims_table, paper_claims
-from htct.paper.comparison import comparison_table, comparison_title, oracle_metrics, reproduced_values
+from htct.paper.comparison import (
+    comparison_table,
+    comparison_title,
+    oracle_metrics,
+    reference_rows,
+    reproduced_values,
+)
 from htct.paper.values import load_paper_values
 from htct.sheets import load_clinical
 from htct.tables.table1 import table1_values
@@ -71,7 +77,8 @@ def compare_with_run(
         )
     table1 = table1_values(load_clinical(clinical_path), pd.read_csv(split_path, sep="\t", dtype=IDS))
     numbers = json.loads(Path(numbers_path).read_text(encoding="utf-8"))
-    reproduced = reproduced_values(values, pd.read_csv(metrics_path, sep="\t"), numbers, table1, oracle)
+    metrics = pd.read_csv(metrics_path, sep="\t")
+    reproduced = reproduced_values(values, metrics, numbers, table1, oracle)
     localisation = pd.read_csv(localisation_path, sep="\t") if localisation_path else None
     claims, mrmc = paper_claims(
         test_scans,
@@ -85,7 +92,12 @@ def compare_with_run(
         pd.read_csv(attribution_scans_path, sep="\t", dtype=IDS) if attribution_scans_path else None,
         truth[["scan_id", "visible"]] if truth is not None and "visible" in truth.columns else None,
     )
-    comparison = comparison_table(values, reproduced, oracle is not None)
+    comparison = pd.concat(
+        [
+            comparison_table(values, reproduced, oracle is not None),
+            reference_rows(values, metrics, oracle is not None),
+        ]
+    )
     return {
         "reproduced": reproduced,
         "comparison": comparison,
