@@ -596,6 +596,8 @@ def tripod_outputs():
     return sorted(
         path for path in paths if made_by_workflow(path) or path.endswith("report.html")
     )
+
+
 def cohort_patients():
     """Patients of the cohort before any job runs (shard resources): the synthetic design's count
     or the clinical sheet's rows."""
