@@ -12,13 +12,11 @@ wildcard_constraints:
 
 # Minutes per patient from benchmarks/bench_memory.py (docs/models.md, "Memory and time at scale"),
 # doubled by htct.shards.shard_runtime for a slower or busier node (cohort_patients: rules/common.smk).
-CONVERT_MINUTES_PER_PATIENT = (
-    0.05  # 512 matrix: 0.35 s per scan measured; compressed DICOM is slower
-)
+# conversion at a 512 matrix: 0.35 s per scan measured; compressed DICOM is slower
+CONVERT_MINUTES_PER_PATIENT = 0.05
 HEADER_MINUTES_PER_PATIENT = 0.005  # every shard reads the headers of the whole tree
-PREPROCESS_MINUTES_PER_PATIENT = (
-    0.1  # 512 px on one core: 4.8 s per scan, 1.3 scans per patient
-)
+# preprocessing at 512 px on one core: 4.8 s per scan, 1.3 scans per patient
+PREPROCESS_MINUTES_PER_PATIENT = 0.1
 GATHER_MINUTES_PER_PATIENT = 0.01
 
 
