@@ -16,6 +16,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pydicom
 import pytest
@@ -28,12 +29,30 @@ PDF_STREAM = re.compile(rb"stream\r?\n(.*?)\r?\nendstream", re.DOTALL)
 DATA_URI = re.compile(rb"data:[\w/+.-]+(?:;[\w.+-]+=[^;,\"'\s]*)*;base64,([A-Za-z0-9+/=]+)")
 
 
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def numeric_npy_header(data: bytes) -> bytes | None:
+    """The header of a .npy file whose array holds numbers, else None (text arrays are searched whole).
+
+    The payload of a numeric array is binary numbers, not text: the three bytes of ADA (41 44 41) are
+    as likely there as in any float32 near 12.3, so only the header (dtype, shape) is a readable layer.
+    """
+    stream = io.BytesIO(data)
+    major, _ = np.lib.format.read_magic(stream)
+    read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+    _, _, dtype = read_header(stream)
+    return data[: stream.tell()] if dtype.kind in "biufc" else None
+
+
 def readable_layers(data: bytes, depth: int = 0) -> list[bytes]:
     """``data`` and every decoded layer inside it in which an identifier could be written as text.
 
     A base64 payload of a data URI is searched decoded, as its own layer, and blanked in ``data``:
     its letters are an encoding, not text, and a short name (ADA) turns up in them by chance.
     """
+    if data[:6] == NPY_MAGIC:
+        return [numeric_npy_header(data) or data]
     payloads = DATA_URI.findall(data)
     layers = [DATA_URI.sub(lambda m: m.group(0)[: m.start(1) - m.start(0)], data) if payloads else data]
     if depth > 3:
@@ -137,6 +156,19 @@ def find_phi(files: list[Path], needles: dict[str, set[bytes]]) -> list[str]:
         for layer in readable_layers(path.read_bytes()):
             hits |= {f"{path}: {needle.decode()}" for needle in search(layer, needles)}
     return sorted(hits)
+
+
+def test_numeric_arrays_are_searched_by_their_header_and_text_arrays_whole():
+    """A float array's bytes are numbers (ADA is 41 44 41, as in float32 values near 12.3), so only a .npy
+    header is text; an array of byte strings is searched whole, inside an .npz too."""
+    needles = {"digits": set(), "iso": set(), "word_any_case": set(), "word": {b"ADA"}, "phrase": set()}
+    numeric, text, archive = io.BytesIO(), io.BytesIO(), io.BytesIO()
+    np.save(numeric, np.frombuffer(b"ADA!" * 4, dtype=np.float32))
+    np.save(text, np.array([b"ADA SMITH"]))
+    np.savez(archive, maps=np.frombuffer(b"ADA!" * 4, dtype=np.float32), names=np.array([b"ADA"]))
+    assert not set().union(*(search(layer, needles) for layer in readable_layers(numeric.getvalue())))
+    assert {b"ADA"} == set().union(*(search(layer, needles) for layer in readable_layers(text.getvalue())))
+    assert {b"ADA"} == set().union(*(search(layer, needles) for layer in readable_layers(archive.getvalue())))
 
 
 @pytest.fixture(scope="module")
