@@ -223,6 +223,10 @@ def toy_runs(
     processes = {}
     for name, (profile, target, extra) in runs.items():
         workdir = tmp_path_factory.mktemp(f"toy_{name}")
+        # The profiles are used from the repository root, where the config file they load lies
+        # (configfiles: config/repeats_full.yaml); the toy workflow's directory stands in for it.
+        (workdir / "config").mkdir()
+        shutil.copy(REPO / "config" / "repeats_full.yaml", workdir / "config")
         # The target first: options such as --set-resources take every following word.
         command = [
             sys.executable,
