@@ -237,7 +237,7 @@ def test_optional_stages_render_as_not_run(tiny_run, tmp_path):
         root / "results",
         ignore=shutil.ignore_patterns("*.npy", "*.nii.gz", "nifti", "dicom", "*.pt"),
     )
-    for optional in (sources.COUNTERFACTUALS, sources.ATTRIBUTION, sources.MRMC):
+    for optional in (sources.COUNTERFACTUALS, sources.ATTRIBUTION, sources.MRMC, sources.REPEATS):
         (root / optional).unlink()
     numbers = json.loads((root / sources.NUMBERS).read_text())
     numbers["readers"] = {}
