@@ -27,16 +27,17 @@ from htct.testing.workflow import copy_workflow  # noqa: E402
 
 
 def benchmark_table(workdir: Path) -> pd.DataFrame:
-    """One row per job from logs/benchmarks/*.tsv: job, wall s, CPU s, max RSS MB."""
+    """One row per job from logs/benchmarks/**/*.tsv (repeats/ included): job, wall s, CPU s, max RSS MB."""
     rows = []
-    for path in sorted((workdir / "logs" / "benchmarks").glob("*.tsv")):
+    folder = workdir / "logs" / "benchmarks"
+    for path in sorted(folder.rglob("*.tsv")):
         table = pd.read_csv(path, sep="\t")
         if table.empty:
             continue
         row = table.iloc[-1]
         rows.append(
             {
-                "job": path.stem,
+                "job": path.relative_to(folder).with_suffix("").as_posix(),
                 "wall_s": float(row["s"]),
                 "cpu_s": float(row.get("cpu_time", float("nan"))),
                 "max_rss_mb": float(row.get("max_rss", float("nan"))),
