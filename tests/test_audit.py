@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from scipy import stats
+from test_paper import entry, values_of  # the constructed values files of the audit's other tests
 
 from htct.paper.audit import (
     CONSISTENT,
@@ -24,28 +25,6 @@ from htct.paper.audit import (
     check_text_against_tables,
     split_probability,
 )
-from htct.paper.values import paper_values_from_dict
-
-PAPER = {"citation": "constructed", "text_source": "tests"}
-
-
-def entry(entry_id: str, value: float | None, unit: str = "percent", decimals: int = 2, **extra) -> dict:
-    status = extra.pop("status", "read" if value is not None else "missing")
-    return {
-        "id": entry_id,
-        "section": extra.pop("section", "Text"),
-        "quantity": entry_id,
-        "value": value,
-        "decimals": decimals,
-        "unit": unit,
-        "status": status,
-        **({"source": "constructed"} if value is not None else {}),
-        **extra,
-    }
-
-
-def values_of(*entries: dict):
-    return paper_values_from_dict({"paper": PAPER, "entries": list(entries)}, "constructed")
 
 
 def by_subject(findings) -> dict[str, tuple[str, str]]:
