@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from test_claims import _test_scans  # constructed raters, shared with the claims' tests
 
 from htct.errors import HTCTInputError
 from htct.paper import audit_markdown, audit_values, comparison_table, load_paper_values, reproduced_values
@@ -407,24 +408,6 @@ def test_verdicts() -> None:
     assert combined_verdict([HOLDS, UNDECIDED]) == UNDECIDED
     assert combined_verdict([HOLDS, DOES_NOT_HOLD]) == DOES_NOT_HOLD
     assert combined_verdict([]) == UNDECIDED
-
-
-def _test_scans(model_noise: float, reader_noise: float, seed: int = 0, n_patients: int = 80) -> pd.DataFrame:
-    """A test_scans.tsv of constructed raters: 1-2 scans per patient, scores = truth + noise."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for p in range(n_patients):
-        label = int(p % 2)
-        for k in range(1 + int(rng.random() < 0.3)):
-            rows.append({"scan_id": f"P{p:03d}_scan{k + 1}", "patient_id": f"P{p:03d}", "y_true": label})
-    scans = pd.DataFrame(rows)
-    y = scans["y_true"].to_numpy()
-    raters = {"ctnet": model_noise, "baseline": 2.0, **{f"Clinician {i}": reader_noise for i in range(1, 5)}}
-    for rater, noise in raters.items():
-        p = 1 / (1 + np.exp(-(3 * (y - 0.5) + rng.normal(0, noise, y.size))))
-        scans[f"p_{rater}"] = p
-        scans[f"call_{rater}"] = (p >= 0.5).astype(int)
-    return scans
 
 
 def test_claims_hold_for_a_better_model_and_do_not_hold_for_a_worse_one() -> None:
