@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from htct.evaluate import bootstrap_metrics
+from htct.paper.audit import implied_prevalence, printed_share
 from htct.paper.layout import LOST, paper_cell, two_lines
 from htct.paper.values import PaperValues
 from htct.report.html import html_document, notice_html
@@ -307,8 +308,6 @@ def paper_implied_prevalence(
 ) -> tuple[float, float]:
     """The HT share (0-1) of the test set that a printed row of the paper implies, from its accuracy,
     sensitivity and specificity (or PPV) at their printed rounding; NaN when the row lacks them."""
-    from htct.paper.audit import implied_prevalence, printed_share
-
     e = values.entries
     cells = e[(e["section"] == section) & (e["row"] == row) & e["value"].notna()]
     share = {
