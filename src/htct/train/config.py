@@ -30,6 +30,9 @@ class TrainConfig:
         weight_decay: AdamW weight decay.
         patience: epochs without improvement of ``monitor`` before stopping (counted from min_epochs).
         min_epochs: no model selection or early stop before this epoch.
+        min_delta: the least change of ``monitor`` that counts as an improvement, in its units (nats
+            of validation loss, or AUC), as Keras' ``EarlyStopping(min_delta=...)``: smaller changes
+            neither move the selected epoch nor reset the patience.
         monitor: "val_loss" or "val_auc": early stopping and model selection.
         augment: flips, small rotations and shifts, intensity jitter (htct.train.data.augment_batch).
         seed: seeds weight initialisation, data order and augmentation.
@@ -46,6 +49,7 @@ class TrainConfig:
     weight_decay: float
     patience: int
     min_epochs: int
+    min_delta: float
     monitor: Literal["val_loss", "val_auc"]
     augment: bool
     seed: int
@@ -59,6 +63,8 @@ class TrainConfig:
             raise ValueError(f"train.monitor must be val_loss or val_auc, not {self.monitor!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"train.device must be auto, cpu or cuda, not {self.device!r}")
+        if not self.min_delta >= 0:
+            raise ValueError(f"train.min_delta must be >= 0, not {self.min_delta!r}")
 
     @classmethod
     def from_mapping(

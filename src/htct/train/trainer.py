@@ -271,7 +271,11 @@ class Trainer:
         """Model selection and early stopping on the monitored validation metric.
 
         Before ``min_epochs`` the newest epoch is kept as a stand-in, so the first selectable epoch
-        always replaces it and an interrupted short run still has weights.
+        always replaces it and an interrupted short run still has weights. After it, an epoch is
+        selected only when it improves on the selected one by more than ``min_delta``: at the
+        one-cycle schedule's tail the validation loss keeps creeping down by less than its own
+        noise, and counting those steps would select the last epoch whether or not the model
+        had reached its plateau (docs/models.md, "Convergence").
         """
         state, config = self.state, self.config
         if config.monitor == "val_loss":
@@ -280,7 +284,7 @@ class Trainer:
             metric = -(val_auc if not np.isnan(val_auc) else -np.inf)
         first_selectable = min(config.min_epochs, config.epochs)
         selectable = epoch >= first_selectable
-        if epoch <= first_selectable or (selectable and metric < state.best_metric - 1e-6):
+        if epoch <= first_selectable or (selectable and metric < state.best_metric - max(config.min_delta, 1e-6)):
             state.best_metric, state.best_epoch, state.epochs_without_improvement = metric, epoch, 0
             state.best_state = {
                 k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()
