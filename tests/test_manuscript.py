@@ -159,6 +159,75 @@ def test_the_template_holds_no_literal_number():
     assert literal_digits("<p>{{ x | n }} (95% CI)</p>{# Table 2 #}<style>a{margin:1em}</style>") == []
 
 
+# A result of a run typed into README.md or docs/*.md: a model's AUC, a correlation, a claim's p-value
+# with its verdict, or a table of metrics. Such numbers belong to the run's report; a benchmark
+# record may keep them when the same paragraph names its command, its CPU and its date.
+DOC_NUMBER = r"(?:0?\.\d{2,}|\b\d{2}\.\d{1,2}\b)"
+TYPED_RESULTS = (
+    re.compile(
+        rf"\b(?:test|validation|val|out-of-fold|held-out)\b[^.;:|]{{0,25}}\bAUCs?\b[^.;|]{{0,40}}?{DOC_NUMBER}",
+        re.I,
+    ),
+    # "AUC of `p_true` 0.86" is the synthetic truth's, a property of the generator, not a run's result
+    re.compile(
+        rf"\bAUCs?\b[^.;|]{{0,15}}\b(?:of|is|was|reaches|reached)\b(?!\s*`p_|\s*[~≈])[^.;|]{{0,10}}{DOC_NUMBER}"
+    ),
+    re.compile(
+        rf"\bCTNet\b[^.;|]{{0,30}}\b(?:reaches|reached|gets|got|scores|scored|has|had)\b[^.;|]{{0,30}}{DOC_NUMBER}"
+    ),
+    re.compile(rf"\bSpearman\b[^.;|]{{0,30}}{DOC_NUMBER}"),
+    re.compile(r"\bp\s*[=<]\s*0?\.\d+\)?[^.]{0,30}\b(?:holds|undecided|does not hold)\b", re.I),
+)
+METRIC_HEADER = re.compile(r"\b(?:AUC|sensitivity|specificity|F1|Brier|log loss|Spearman|enrichment)\b", re.I)
+BENCHMARK_RECORD = (
+    re.compile(r"\b20\d\d-\d\d-\d\d\b"),  # the date
+    re.compile(r"AVX-512|AVX2"),  # the CPU's instruction set (training bits differ between them)
+    re.compile(r"`(?:\.venv/bin/)?(?:python|snakemake|pytest|make|htct)\b[^`]*`|`[\w/]*bench_\w+\.py\b"),
+)
+
+
+def doc_blocks(text: str) -> list[str]:
+    """Paragraphs of a Markdown page; a table belongs to the paragraph that introduces it."""
+    blocks: list[str] = []
+    for part in re.split(r"\n\s*\n", text):
+        if part.lstrip().startswith("|") and blocks:
+            blocks[-1] += "\n" + part
+        else:
+            blocks.append(part)
+    return blocks
+
+
+def typed_results(text: str) -> list[str]:
+    """The typed results of a run in a Markdown page that no benchmark record (command, CPU, date)
+    accounts for."""
+    found = []
+    for block in doc_blocks(text):
+        hits = [m.group(0) for pattern in TYPED_RESULTS for m in pattern.finditer(block)]
+        rows = [line for line in block.splitlines() if line.lstrip().startswith("|")]
+        if len(rows) > 2 and METRIC_HEADER.search(rows[0]):
+            hits += [row for row in rows[2:] if re.search(rf"\|\s*\**{DOC_NUMBER}", row)]
+        if hits and not all(pattern.search(block) for pattern in BENCHMARK_RECORD):
+            found.append(" ".join(hits[0].split())[:120])
+    return found
+
+
+def test_readme_and_docs_carry_no_typed_result_of_a_run():
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    assert len(pages) > 5
+    found = {page.name: typed_results(page.read_text(encoding="utf-8")) for page in pages}
+    assert {name: hits for name, hits in found.items() if hits} == {}
+    # the scan finds typed results in prose and in tables, and lets a benchmark record, the synthetic
+    # truth's AUC and design facts pass
+    assert typed_results("CTNet reaches a test AUC of 0.775 (0.653–0.896).")
+    assert typed_results("Intro:\n\n| model | test AUC |\n|---|---|\n| CTNet | **0.775** |")
+    assert typed_results("the clinical variables add -0.007 (p = 0.68): **undecided**")
+    assert typed_results("infarct counterfactual Spearman 0.92")
+    benchmark = "test AUC 0.816 (`python benchmarks/bench_discrimination.py`, 2026-12-01, AMD EPYC, AVX2)"
+    assert typed_results(benchmark) == []
+    assert typed_results(benchmark.replace(", AVX2", "")) != []
+    assert typed_results("AUC of `p_true` 0.871; 474 patients, 9:1 split, alpha 0.05, margin 0.05 AUC") == []
+
+
 @pytest.mark.slow
 def test_every_number_of_the_report_traces_to_its_file(tiny_run):
     text = (tiny_run / "results/manuscript/report.html").read_text()
