@@ -9,10 +9,11 @@ repeats, the counterfactuals of an own cohort, the reader study) gives ``None``,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from htct.manuscript.values import ROW, Outputs, Value
+from htct.manuscript.values import KIND, ROW, Outputs, Value
 
 # A table with more columns than this is printed on a landscape page of the PDF.
 WIDE_TABLE = 8
@@ -20,6 +21,7 @@ WIDE_TABLE = 8
 # Output files -> the rule that writes them (the report links each number to both).
 PATIENTS = "results/qc/patients.tsv"
 SERIES = "results/qc/series.tsv"
+SERIES_PAGE = "results/qc/series.html"  # the same table as a page: the per-series list of exclusions
 SCANS = "results/qc/scans.tsv"
 PREPROCESS = "results/arrays/preprocess.json"
 NUMBERS = "results/numbers.json"
@@ -44,6 +46,7 @@ COMPARISON_PARTS = {"baseline": "Table 1", "clinicians": "Table 2", "compared": 
 RULES = {
     PATIENTS: "patient_qc",
     SERIES: "convert_dicom",
+    SERIES_PAGE: "qc_tables",
     SCANS: "convert_dicom",
     PREPROCESS: "preprocess",
     NUMBERS: "numbers",
@@ -88,10 +91,29 @@ def _number(text: str) -> bool:
     return True
 
 
-def cohort(out: Outputs) -> dict[str, Any]:
-    """Conversion and QC counts: patients of the clinical sheet, series found, kept and excluded."""
+def reason_kind(reason: str) -> str:
+    """The kind of a QC reason: its words before the details that name one series (a bracket, a
+    number), e.g. "duplicate series in study" for "duplicate series in study (kept series 0b35...:
+    ...)", "gantry tilt" for "gantry tilt 18.5 deg (...)"."""
+    kind = re.split(r" \(| (?=[-+]?\d)|: ", reason, maxsplit=1)[0].strip()
+    return kind or reason
+
+
+def exclusion_kinds(out: Outputs) -> list[tuple[str, Value]]:
+    """The excluded series grouped by the kind of their reason, most frequent first: (kind, count).
+    The count is a Value whose selector picks the rows of that kind (``reason^``)."""
     series = out.table(SERIES)
-    reasons = sorted(set(series.loc[series["status"] == "excluded", "reason"]))
+    kinds = [reason_kind(r) for r in series.loc[series["status"] == "excluded", "reason"]]
+    ordered = sorted(set(kinds), key=lambda kind: (-kinds.count(kind), kind))
+    grouped = [(kind, out.count(SERIES, status="excluded", **{"reason" + KIND: kind})) for kind in ordered]
+    # a kind that is the start of another kind's text would count that kind's series too
+    assert sum(count.value for _, count in grouped) == len(kinds), "QC reason kinds overlap"
+    return grouped
+
+
+def cohort(out: Outputs) -> dict[str, Any]:
+    """Conversion and QC counts: patients of the clinical sheet, series found, kept and excluded, the
+    exclusions grouped by the kind of their reason (the per-series list is the QC table's)."""
     patients = out.table(PATIENTS)
     patient_reasons = sorted(set(patients.loc[patients["status"] != "included", "reason"]))
     return {
@@ -107,13 +129,8 @@ def cohort(out: Outputs) -> dict[str, Any]:
         "series_found": out.count(SERIES),
         "series_kept": out.count(SERIES, status="kept"),
         "series_excluded": out.count(SERIES, status="excluded"),
-        "exclusions": [
-            (
-                out.text(SERIES, "reason", **{ROW: str(_first(series, "reason", r))}),
-                out.count(SERIES, status="excluded", reason=r),
-            )
-            for r in reasons
-        ],
+        "exclusions": exclusion_kinds(out),
+        "series_page": SERIES_PAGE if out.exists(SERIES_PAGE) else SERIES,
         "scans_kept": out.count(SCANS),
         "numbers": numbers_cohort(out),
     }
