@@ -250,6 +250,15 @@ def test_every_number_of_the_report_traces_to_its_file(tiny_run):
     assert rules["results/tables/table2.csv"] == "evaluate"
     assert rules["results/paper/claims.tsv"] == "paper_comparison"
     assert rules["results/tables/table1.csv"] == "table1"
+    # tables 1-3 in the paper's layout and the clinical models' tables are read cell by cell too
+    assert all(rules[file] == "paper_tables" for file in sources.LAYOUTS.values())
+    assert (
+        rules[sources.IMAGE_CLINICAL] == "image_clinical"
+        and rules[sources.FUSION_SELECTION] == "fuse_clinical"
+    )
+    # the QC exclusions: one line per kind of reason, each count read back by its kind
+    kinds = [v for v in page.values if v["data-file"] == sources.SERIES and "reason^" in v["data-where"]]
+    assert kinds and len(kinds) == len({v["data-where"] for v in kinds})
     # every section is there, and the synthetic run says so above all
     for anchor in (
         "cohort",
@@ -262,6 +271,7 @@ def test_every_number_of_the_report_traces_to_its_file(tiny_run):
         "clinicians",
         "mrmc",
         "compared",
+        "clinical",
         "paper",
         "claims",
         "audit",
@@ -310,13 +320,14 @@ def test_optional_stages_render_as_not_run(tiny_run, tmp_path):
         root / "results",
         ignore=shutil.ignore_patterns("*.npy", "*.nii.gz", "nifti", "dicom", "*.pt"),
     )
-    for optional in (sources.COUNTERFACTUALS, sources.ATTRIBUTION, sources.MRMC, sources.REPEATS):
+    optional_files = (sources.COUNTERFACTUALS, sources.ATTRIBUTION, sources.MRMC, sources.REPEATS)
+    for optional in (*optional_files, sources.IMAGE_CLINICAL, sources.LAYOUTS["compared"]):
         (root / optional).unlink()
     numbers = json.loads((root / sources.NUMBERS).read_text())
     numbers["readers"] = {}
     (root / sources.NUMBERS).write_text(json.dumps(numbers))
     text = report.write_report(root, MODELS, True, root / "results/manuscript/report.html")
-    for anchor in ("repeats", "counterfactuals", "attribution", "mrmc"):
+    for anchor in ("repeats", "counterfactuals", "attribution", "mrmc", "clinical", "compared"):
         section = text.split(f'id="{anchor}"', 1)[1].split("<h3", 1)[0]
         assert "Not run" in section, anchor
     assert "Reader study not run" in text
@@ -362,6 +373,14 @@ def test_the_items_file_lists_every_tripod_ai_item():
     assert len(ids) == 52 and ids[0] == "1" and ids[-1] == "27c"
     for item in items["items"] + items["abstract_items"]:
         assert ("outputs" in item) != ("authors" in item), item["id"]
+    # TRIPOD+AI for Abstracts: the statement's Table 3, 13 items, each checked against it; A7 and A10
+    # (model building, the final model's predictors) concern development only
+    abstract = items["abstract_items"]
+    assert [item["id"] for item in abstract] == [f"A{n}" for n in range(1, 14)]
+    assert all(item["verified"] == items["abstract_source"] and "unverified" not in item for item in abstract)
+    assert "Table 3" in items["abstract_source"] and "PMC11019967" in items["abstract_source"]
+    assert [item["id"] for item in abstract if item["applies"] == "D"] == ["A7", "A10"]
+    assert abstract[12]["section"] == "Registration" and "authors" in abstract[12]
 
 
 def test_qc_exclusions_are_grouped_by_kind_of_reason(tmp_path):
