@@ -112,6 +112,9 @@ rule paper_tables:
                 "shows": "The paper's Table 3, each cell beside this run's",
             },
         ),
+        table1_tsv="results/paper/table1_layout.tsv",
+        table2_tsv="results/paper/table2_layout.tsv",
+        table3_tsv="results/paper/table3_layout.tsv",
     log:
         "logs/paper_tables.log",
     conda:

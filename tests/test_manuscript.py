@@ -93,7 +93,11 @@ def reread(root: Path, attributes: dict[str, str]):
     table = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
     table["_row"] = [str(i) for i in range(len(table))]
     for key, wanted in json.loads(attributes["data-where"]).items():
-        table = table[table[key] == wanted]
+        if key.endswith("^"):  # a kind of reason: the text itself or the text and its details
+            text = table[key[:-1]]
+            table = table[(text == wanted) | text.str.startswith(wanted + " ")]
+        else:
+            table = table[table[key] == wanted]
     if kind == "count":
         return len(table)
     assert len(table) == 1, f"{attributes['data-file']} {attributes['data-where']}: {len(table)} rows"
@@ -159,6 +163,75 @@ def test_the_template_holds_no_literal_number():
     assert literal_digits("<p>{{ x | n }} (95% CI)</p>{# Table 2 #}<style>a{margin:1em}</style>") == []
 
 
+# A result of a run typed into README.md or docs/*.md: a model's AUC, a correlation, a claim's p-value
+# with its verdict, or a table of metrics. Such numbers belong to the run's report; a benchmark
+# record may keep them when the same paragraph names its command, its CPU and its date.
+DOC_NUMBER = r"(?:0?\.\d{2,}|\b\d{2}\.\d{1,2}\b)"
+TYPED_RESULTS = (
+    re.compile(
+        rf"\b(?:test|validation|val|out-of-fold|held-out)\b[^.;:|]{{0,25}}\bAUCs?\b[^.;|]{{0,40}}?{DOC_NUMBER}",
+        re.I,
+    ),
+    # "AUC of `p_true` 0.86" is the synthetic truth's, a property of the generator, not a run's result
+    re.compile(
+        rf"\bAUCs?\b[^.;|]{{0,15}}\b(?:of|is|was|reaches|reached)\b(?!\s*`p_|\s*[~≈])[^.;|]{{0,10}}{DOC_NUMBER}"
+    ),
+    re.compile(
+        rf"\bCTNet\b[^.;|]{{0,30}}\b(?:reaches|reached|gets|got|scores|scored|has|had)\b[^.;|]{{0,30}}{DOC_NUMBER}"
+    ),
+    re.compile(rf"\bSpearman\b[^.;|]{{0,30}}{DOC_NUMBER}"),
+    re.compile(r"\bp\s*[=<]\s*0?\.\d+\)?[^.]{0,30}\b(?:holds|undecided|does not hold)\b", re.I),
+)
+METRIC_HEADER = re.compile(r"\b(?:AUC|sensitivity|specificity|F1|Brier|log loss|Spearman|enrichment)\b", re.I)
+BENCHMARK_RECORD = (
+    re.compile(r"\b20\d\d-\d\d-\d\d\b"),  # the date
+    re.compile(r"AVX-512|AVX2"),  # the CPU's instruction set (training bits differ between them)
+    re.compile(r"`(?:\.venv/bin/)?(?:python|snakemake|pytest|make|htct)\b[^`]*`|`[\w/]*bench_\w+\.py\b"),
+)
+
+
+def doc_blocks(text: str) -> list[str]:
+    """Paragraphs of a Markdown page; a table belongs to the paragraph that introduces it."""
+    blocks: list[str] = []
+    for part in re.split(r"\n\s*\n", text):
+        if part.lstrip().startswith("|") and blocks:
+            blocks[-1] += "\n" + part
+        else:
+            blocks.append(part)
+    return blocks
+
+
+def typed_results(text: str) -> list[str]:
+    """The typed results of a run in a Markdown page that no benchmark record (command, CPU, date)
+    accounts for."""
+    found = []
+    for block in doc_blocks(text):
+        hits = [m.group(0) for pattern in TYPED_RESULTS for m in pattern.finditer(block)]
+        rows = [line for line in block.splitlines() if line.lstrip().startswith("|")]
+        if len(rows) > 2 and METRIC_HEADER.search(rows[0]):
+            hits += [row for row in rows[2:] if re.search(rf"\|\s*\**{DOC_NUMBER}", row)]
+        if hits and not all(pattern.search(block) for pattern in BENCHMARK_RECORD):
+            found.append(" ".join(hits[0].split())[:120])
+    return found
+
+
+def test_readme_and_docs_carry_no_typed_result_of_a_run():
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    assert len(pages) > 5
+    found = {page.name: typed_results(page.read_text(encoding="utf-8")) for page in pages}
+    assert {name: hits for name, hits in found.items() if hits} == {}
+    # the scan finds typed results in prose and in tables, and lets a benchmark record, the synthetic
+    # truth's AUC and design facts pass
+    assert typed_results("CTNet reaches a test AUC of 0.775 (0.653–0.896).")
+    assert typed_results("Intro:\n\n| model | test AUC |\n|---|---|\n| CTNet | **0.775** |")
+    assert typed_results("the clinical variables add -0.007 (p = 0.68): **undecided**")
+    assert typed_results("infarct counterfactual Spearman 0.92")
+    benchmark = "test AUC 0.816 (`python benchmarks/bench_discrimination.py`, 2026-12-01, AMD EPYC, AVX2)"
+    assert typed_results(benchmark) == []
+    assert typed_results(benchmark.replace(", AVX2", "")) != []
+    assert typed_results("AUC of `p_true` 0.871; 474 patients, 9:1 split, alpha 0.05, margin 0.05 AUC") == []
+
+
 @pytest.mark.slow
 def test_every_number_of_the_report_traces_to_its_file(tiny_run):
     text = (tiny_run / "results/manuscript/report.html").read_text()
@@ -177,6 +250,15 @@ def test_every_number_of_the_report_traces_to_its_file(tiny_run):
     assert rules["results/tables/table2.csv"] == "evaluate"
     assert rules["results/paper/claims.tsv"] == "paper_comparison"
     assert rules["results/tables/table1.csv"] == "table1"
+    # tables 1-3 in the paper's layout and the clinical models' tables are read cell by cell too
+    assert all(rules[file] == "paper_tables" for file in sources.LAYOUTS.values())
+    assert (
+        rules[sources.IMAGE_CLINICAL] == "image_clinical"
+        and rules[sources.FUSION_SELECTION] == "fuse_clinical"
+    )
+    # the QC exclusions: one line per kind of reason, each count read back by its kind
+    kinds = [v for v in page.values if v["data-file"] == sources.SERIES and "reason^" in v["data-where"]]
+    assert kinds and len(kinds) == len({v["data-where"] for v in kinds})
     # every section is there, and the synthetic run says so above all
     for anchor in (
         "cohort",
@@ -189,6 +271,7 @@ def test_every_number_of_the_report_traces_to_its_file(tiny_run):
         "clinicians",
         "mrmc",
         "compared",
+        "clinical",
         "paper",
         "claims",
         "audit",
@@ -237,13 +320,14 @@ def test_optional_stages_render_as_not_run(tiny_run, tmp_path):
         root / "results",
         ignore=shutil.ignore_patterns("*.npy", "*.nii.gz", "nifti", "dicom", "*.pt"),
     )
-    for optional in (sources.COUNTERFACTUALS, sources.ATTRIBUTION, sources.MRMC, sources.REPEATS):
+    optional_files = (sources.COUNTERFACTUALS, sources.ATTRIBUTION, sources.MRMC, sources.REPEATS)
+    for optional in (*optional_files, sources.IMAGE_CLINICAL, sources.LAYOUTS["compared"]):
         (root / optional).unlink()
     numbers = json.loads((root / sources.NUMBERS).read_text())
     numbers["readers"] = {}
     (root / sources.NUMBERS).write_text(json.dumps(numbers))
     text = report.write_report(root, MODELS, True, root / "results/manuscript/report.html")
-    for anchor in ("repeats", "counterfactuals", "attribution", "mrmc"):
+    for anchor in ("repeats", "counterfactuals", "attribution", "mrmc", "clinical", "compared"):
         section = text.split(f'id="{anchor}"', 1)[1].split("<h3", 1)[0]
         assert "Not run" in section, anchor
     assert "Reader study not run" in text
@@ -289,6 +373,43 @@ def test_the_items_file_lists_every_tripod_ai_item():
     assert len(ids) == 52 and ids[0] == "1" and ids[-1] == "27c"
     for item in items["items"] + items["abstract_items"]:
         assert ("outputs" in item) != ("authors" in item), item["id"]
+    # TRIPOD+AI for Abstracts: the statement's Table 3, 13 items, each checked against it; A7 and A10
+    # (model building, the final model's predictors) concern development only
+    abstract = items["abstract_items"]
+    assert [item["id"] for item in abstract] == [f"A{n}" for n in range(1, 14)]
+    assert all(item["verified"] == items["abstract_source"] and "unverified" not in item for item in abstract)
+    assert "Table 3" in items["abstract_source"] and "PMC11019967" in items["abstract_source"]
+    assert [item["id"] for item in abstract if item["applies"] == "D"] == ["A7", "A10"]
+    assert abstract[12]["section"] == "Registration" and "authors" in abstract[12]
+
+
+def test_qc_exclusions_are_grouped_by_kind_of_reason(tmp_path):
+    assert sources.reason_kind("scout/localizer (ImageType LOCALIZER)") == "scout/localizer"
+    assert sources.reason_kind("gantry tilt 18.5 deg (refused)") == "gantry tilt"
+    assert sources.reason_kind("too few slices (n 12 < min_slices 20)") == "too few slices"
+    assert sources.reason_kind("not a DICOM file") == "not a DICOM file"
+    (tmp_path / "results/qc").mkdir(parents=True)
+    reasons = [
+        *["scout/localizer (ImageType LOCALIZER)"] * 3,
+        "duplicate series in study (kept series 0b353460859f: its 5 mm slices are closer to 5 mm)",
+        "duplicate series in study (kept series 11cce98aada8: its 5 mm slices are closer to 5 mm)",
+        "not a DICOM file",
+    ]
+    rows = [("a1", "kept", "")] + [(f"x{i}", "excluded", reason) for i, reason in enumerate(reasons)]
+    (tmp_path / sources.SERIES).write_text(
+        "series_key\tstatus\treason\n" + "".join(f"{k}\t{s}\t{r}\n" for k, s, r in rows)
+    )
+    out = Outputs(tmp_path, {sources.SERIES: "convert_dicom"})
+    grouped = sources.exclusion_kinds(out)
+    assert [(kind, count.value) for kind, count in grouped] == [
+        ("scout/localizer", 3),
+        ("duplicate series in study", 2),
+        ("not a DICOM file", 1),
+    ]
+    # each count reads back from the QC table by its selector, as the traceability test reads it
+    for _, count in grouped:
+        element = parse(str(report.number_element(count, "results/manuscript/report.html"))).values[0]
+        assert int(element["shown"]) == reread(tmp_path, element) == count.value
 
 
 def test_values_name_their_file_and_place_and_read_back(tmp_path):

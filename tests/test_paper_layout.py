@@ -17,7 +17,7 @@ from htct.paper.comparison import (
     paper_implied_prevalence,
     reference_rows,
 )
-from htct.paper.layout import LOST, ORACLE_ROW, layout_html, paper_cell, paper_layout
+from htct.paper.layout import LOST, ORACLE_ROW, layout_html, layout_table, paper_cell, paper_layout
 from htct.paper.values import load_paper_values, paper_values_from_dict
 
 VALUES_FILE = Path(__file__).resolve().parents[1] / "resources" / "paper" / "zhang2026.yaml"
@@ -95,6 +95,17 @@ def test_cells_marks_and_the_oracle_row_on_a_constructed_table() -> None:
         values, _reproduced(["t.a.acc", "t.a.spec", "t.b.acc", "t.b.spec"], oracle=None), "Table 2"
     )
     assert plain.oracle == {} and ORACLE_ROW not in layout_html(plain, synthetic=False, citation="c")
+    # the tidy twin of the page (read by the run's report): every cell, its mark's footnote, the oracle last
+    tidy = layout_table(layout)
+    assert tidy["id"].tolist() == ["t.a.acc", "t.a.spec", "t.b.acc", "t.b.spec", "", ""]
+    assert tidy.loc[3, ["note", "footnote"]].tolist() == [
+        "††",
+        "inferred, not read: the row agrees with itself",
+    ]
+    assert tidy.loc[0, "footnote"] == "" and tidy.loc[1, "paper"] == LOST
+    oracle = tidy[tidy["status"] == "oracle"]
+    assert oracle["row"].tolist() == [ORACLE_ROW] * 2 and oracle["run"].tolist() == ["70.00 (65.0–75.0)"] * 2
+    assert ORACLE_ROW not in set(layout_table(plain)["row"])
     with pytest.raises(ValueError, match="no entries of Table 3"):
         paper_layout(values, _reproduced([]), "Table 3")
 

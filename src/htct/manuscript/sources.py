@@ -9,10 +9,11 @@ repeats, the counterfactuals of an own cohort, the reader study) gives ``None``,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from htct.manuscript.values import ROW, Outputs, Value
+from htct.manuscript.values import KIND, ROW, Outputs, Value
 
 # A table with more columns than this is printed on a landscape page of the PDF.
 WIDE_TABLE = 8
@@ -40,6 +41,16 @@ REPEATS = "results/repeats/run/spread.csv"
 
 # The comparison's rows (column Section) shown beside each of the report's tables; the rest together.
 COMPARISON_PARTS = {"baseline": "Table 1", "clinicians": "Table 2", "compared": "Table 3"}
+# Tables 1-3 in the paper's layout (rule paper_tables): the tidy cells, and the page with the same table.
+LAYOUTS = {part: f"results/paper/table{n}_layout.tsv" for n, part in enumerate(COMPARISON_PARTS, start=1)}
+LAYOUT_PAGES = {part: file.replace(".tsv", ".html") for part, file in LAYOUTS.items()}
+# The clinical models (rules/clinical.smk): the fusion's choice, the image and clinical information on
+# the test part, the claims about what each adds, the interaction with treatment, results by treatment.
+FUSION_SELECTION = "results/models/ctnet_clinical/selection.tsv"
+IMAGE_CLINICAL = "results/tables/image_clinical.csv"
+IMAGE_CLINICAL_CLAIMS = "results/tables/image_clinical_claims.csv"
+TREATMENT_INTERACTION = "results/tables/treatment_interaction.csv"
+TREATMENT_PAGE = "results/tables/treatment.html"
 
 RULES = {
     PATIENTS: "patient_qc",
@@ -59,6 +70,13 @@ RULES = {
     COUNTERFACTUALS: "counterfactuals",
     ATTRIBUTION: "attribution_summary",
     REPEATS: "repeats_summary",
+    **dict.fromkeys(LAYOUTS.values(), "paper_tables"),
+    **dict.fromkeys(LAYOUT_PAGES.values(), "paper_tables"),
+    FUSION_SELECTION: "fuse_clinical",
+    IMAGE_CLINICAL: "image_clinical",
+    IMAGE_CLINICAL_CLAIMS: "image_clinical",
+    TREATMENT_INTERACTION: "image_clinical",
+    TREATMENT_PAGE: "image_clinical",
 }
 
 
@@ -88,10 +106,29 @@ def _number(text: str) -> bool:
     return True
 
 
-def cohort(out: Outputs) -> dict[str, Any]:
-    """Conversion and QC counts: patients of the clinical sheet, series found, kept and excluded."""
+def reason_kind(reason: str) -> str:
+    """The kind of a QC reason: its words before the details that name one series (a bracket, a
+    number), e.g. "duplicate series in study" for "duplicate series in study (kept series 0b35...:
+    ...)", "gantry tilt" for "gantry tilt 18.5 deg (...)"."""
+    kind = re.split(r" \(| (?=[-+]?\d)|: ", reason, maxsplit=1)[0].strip()
+    return kind or reason
+
+
+def exclusion_kinds(out: Outputs) -> list[tuple[str, Value]]:
+    """The excluded series grouped by the kind of their reason, most frequent first: (kind, count).
+    The count is a Value whose selector picks the rows of that kind (``reason^``)."""
     series = out.table(SERIES)
-    reasons = sorted(set(series.loc[series["status"] == "excluded", "reason"]))
+    kinds = [reason_kind(r) for r in series.loc[series["status"] == "excluded", "reason"]]
+    ordered = sorted(set(kinds), key=lambda kind: (-kinds.count(kind), kind))
+    grouped = [(kind, out.count(SERIES, status="excluded", **{"reason" + KIND: kind})) for kind in ordered]
+    # a kind that is the start of another kind's text would count that kind's series too
+    assert sum(count.value for _, count in grouped) == len(kinds), "QC reason kinds overlap"
+    return grouped
+
+
+def cohort(out: Outputs) -> dict[str, Any]:
+    """Conversion and QC counts: patients of the clinical sheet, series found, kept and excluded, the
+    exclusions grouped by the kind of their reason (the per-series list is the QC table's)."""
     patients = out.table(PATIENTS)
     patient_reasons = sorted(set(patients.loc[patients["status"] != "included", "reason"]))
     return {
@@ -107,13 +144,8 @@ def cohort(out: Outputs) -> dict[str, Any]:
         "series_found": out.count(SERIES),
         "series_kept": out.count(SERIES, status="kept"),
         "series_excluded": out.count(SERIES, status="excluded"),
-        "exclusions": [
-            (
-                out.text(SERIES, "reason", **{ROW: str(_first(series, "reason", r))}),
-                out.count(SERIES, status="excluded", reason=r),
-            )
-            for r in reasons
-        ],
+        "exclusions": exclusion_kinds(out),
+        "series_page": SERIES,
         "scans_kept": out.count(SCANS),
         "numbers": numbers_cohort(out),
     }
@@ -306,10 +338,17 @@ def audit(out: Outputs) -> dict[str, Any] | None:
 
 
 def interval_table(
-    out: Outputs, file: str, row: str = "Rater", column: str = "Metric", decimals: int = 1
+    out: Outputs,
+    file: str,
+    row: str = "Rater",
+    column: str = "Metric",
+    decimals: int = 1,
+    column_decimals: Mapping[str, int] | None = None,
 ) -> dict[str, Any] | None:
     """A tidy table of estimates with intervals (tables 2 and 3) laid out as the paper prints it:
-    one row per rater, one column per metric, each cell estimate (lower–upper)."""
+    one row per rater, one column per metric, each cell estimate (lower–upper); `column_decimals`
+    overrides the decimals of some metrics (e.g. a calibration slope, not a percentage)."""
+    column_decimals = column_decimals or {}
     if not out.exists(file):
         return None
     table = out.table(file)
@@ -323,8 +362,9 @@ def interval_table(
             if len(table[(table[row] == name) & (table[column] == metric)]) != 1:
                 line.append(None)
                 continue
+            places = column_decimals.get(metric, decimals)
             line.append(
-                {k: out.cell(file, k, decimals=decimals, **where) for k in ("estimate", "lower", "upper")}
+                {k: out.cell(file, k, decimals=places, **where) for k in ("estimate", "lower", "upper")}
             )
         first = out.text(file, row, **{ROW: str(_first(table, row, name))})
         cells.append((first, line))
@@ -387,3 +427,62 @@ def comparison(out: Outputs) -> dict[str, Any]:
     }
     rest = sorted(sections - set(COMPARISON_PARTS.values()))
     return parts | {"text": generic_table(out, COMPARISON, rows_where={"Section": rest})}
+
+
+def paper_layout(out: Outputs, part: str) -> dict[str, Any] | None:
+    """One of the paper's tables in its own layout (rule paper_tables): its columns, and per row its
+    label and cells, each the paper's value as printed (with its footnote mark) above this run's; the
+    footnotes; the page of the same table. None when the run has no such table."""
+    file = LAYOUTS[part]
+    if not out.exists(file):
+        return None
+    table = out.table(file)
+    columns = list(dict.fromkeys(table["column"]))
+    rows = []
+    for name in dict.fromkeys(table["row"]):
+        line = []
+        for column in columns:
+            picked = table.index[(table["row"] == name) & (table["column"] == column)]
+            if len(picked) != 1:
+                line.append(None)
+                continue
+            where = {ROW: str(int(picked[0]))}
+            cell = {key: out.text(file, key, **where) for key in ("run", "paper", "note")}
+            cell["oracle"] = table.loc[picked[0], "status"] == "oracle"
+            line.append(cell)
+        rows.append((out.text(file, "row", **{ROW: str(_first(table, "row", name))}), line))
+    marks = [m for m in dict.fromkeys(table["note"]) if m]
+    return {
+        "file": file,
+        "page": LAYOUT_PAGES[part] if out.exists(LAYOUT_PAGES[part]) else file,
+        "columns": [out.text(file, "column", **{ROW: str(_first(table, "column", c))}) for c in columns],
+        "rows": rows,
+        "footnotes": [
+            (
+                out.text(file, "note", **{ROW: str(_first(table, "note", m))}),
+                out.text(file, "footnote", **{ROW: str(_first(table, "note", m))}),
+            )
+            for m in marks
+        ],
+    }
+
+
+def clinical(out: Outputs) -> dict[str, Any] | None:
+    """The clinical models: the late fusion's choice on the validation scans, the test metrics of the
+    clinical model, CTNet, the fusion and the ceilings, the claims about what the image and the clinical
+    variables add, and the interaction with treatment. None when the run has no clinical stage."""
+    if not out.exists(IMAGE_CLINICAL):
+        return None
+    return {
+        "selection": generic_table(out, FUSION_SELECTION),
+        "metrics": interval_table(
+            out, IMAGE_CLINICAL, column_decimals={"Calibration slope": 2, "Calibration intercept": 2}
+        ),
+        "claims": generic_table(
+            out,
+            IMAGE_CLINICAL_CLAIMS,
+            columns=["claim", "test", "estimate", "low", "high", "p", "verdict"],
+        ),
+        "interaction": generic_table(out, TREATMENT_INTERACTION),
+        "treatment_page": TREATMENT_PAGE if out.exists(TREATMENT_PAGE) else None,
+    }

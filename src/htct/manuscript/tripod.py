@@ -36,6 +36,13 @@ class Entry:
     unverified: bool
 
 
+# What the checklist says of its item texts (resources/tripod_ai.yaml says where each was read).
+WORDING = (
+    "Main items: short titles in this project's words. Abstract items: the statement's Table 3 condensed; "
+    "an item marked (unverified) was not checked against it."
+)
+
+
 def load_items(path: Path) -> dict[str, Any]:
     """The items file; every item has either outputs or a reason for the authors."""
     items = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -113,8 +120,9 @@ def _where(entry: Entry, link) -> str:
     return f"{text}. {entry.reason}" if entry.reason else text
 
 
-def markdown(entries: Sequence[Entry], source: str, synthetic: bool) -> str:
-    """The checklist as Markdown, links relative to results/manuscript/."""
+def markdown(entries: Sequence[Entry], source: str, synthetic: bool, abstract_source: str = "") -> str:
+    """The checklist as Markdown, links relative to results/manuscript/; `abstract_source` says where the
+    abstract items' wording was checked."""
 
     def link(path: str, text: str) -> str:
         return f"[{text}](../{path.removeprefix('results/')})"
@@ -125,14 +133,19 @@ def markdown(entries: Sequence[Entry], source: str, synthetic: bool) -> str:
         lines += ["**Synthetic cohort**: the run's outputs are not the paper's findings.", ""]
     lines += [
         f"Items: {source}. Addressed by the run: {found[ADDRESSED]}; for the authors: {found[AUTHORS]}; "
-        f"missing: {found[MISSING]}. Titles are short titles in this project's words; abstract items marked "
-        "(unverified) are not checked against the statement's Table 3 (resources/tripod_ai.yaml says why).",
+        f"missing: {found[MISSING]}. {WORDING}",
         "",
     ]
     for part, heading in (("main", "Main checklist"), ("abstract", "TRIPOD+AI for Abstracts")):
+        checked = (
+            [f"Wording checked against {abstract_source}.", ""]
+            if part == "abstract" and abstract_source
+            else []
+        )
         lines += [
             f"## {heading}",
             "",
+            *checked,
             "| item | section | D/E | item (short title) | status | where / why |",
             "|---|---|---|---|---|---|",
         ]
@@ -143,7 +156,7 @@ def markdown(entries: Sequence[Entry], source: str, synthetic: bool) -> str:
     return "\n".join(lines)
 
 
-def html_page(entries: Sequence[Entry], source: str, synthetic: bool) -> str:
+def html_page(entries: Sequence[Entry], source: str, synthetic: bool, abstract_source: str = "") -> str:
     """The checklist as one HTML page for the Snakemake report (no script, nothing fetched)."""
 
     def link(path: str, text: str) -> str:
@@ -158,12 +171,16 @@ def html_page(entries: Sequence[Entry], source: str, synthetic: bool) -> str:
         )
     body.append(
         f"<p>Items: {esc(source)}. Addressed by the run: <b>{found[ADDRESSED]}</b>; for the authors: "
-        f"<b>{found[AUTHORS]}</b>; missing: <b>{found[MISSING]}</b>. Titles are short titles in this "
-        "project's words; abstract items marked (unverified) are not checked against the statement's Table 3.</p>"
+        f"<b>{found[AUTHORS]}</b>; missing: <b>{found[MISSING]}</b>. {esc(WORDING)}</p>"
     )
     for part, heading in (("main", "Main checklist"), ("abstract", "TRIPOD+AI for Abstracts")):
+        checked = (
+            f"<p>Wording checked against {esc(abstract_source)}.</p>"
+            if part == "abstract" and abstract_source
+            else ""
+        )
         body.append(
-            f"<h2>{heading}</h2><table><thead><tr><th>item</th><th>section</th><th>D/E</th>"
+            f"<h2>{heading}</h2>{checked}<table><thead><tr><th>item</th><th>section</th><th>D/E</th>"
             "<th>item (short title)</th><th>status</th><th>where / why</th></tr></thead><tbody>"
         )
         for e in (e for e in entries if e.part == part):
@@ -198,6 +215,9 @@ def write_checklist(
     items = load_items(items_file)
     entries = fill(items, root, reference)
     check_complete(entries)
-    Path(md).write_text(markdown(entries, items["source"], synthetic), encoding="utf-8")
-    Path(html_path).write_text(html_page(entries, items["source"], synthetic), encoding="utf-8")
+    abstract_source = items.get("abstract_source", "")
+    Path(md).write_text(markdown(entries, items["source"], synthetic, abstract_source), encoding="utf-8")
+    Path(html_path).write_text(
+        html_page(entries, items["source"], synthetic, abstract_source), encoding="utf-8"
+    )
     return counts(entries)

@@ -20,6 +20,9 @@ import yaml
 
 CELL, COUNT, JSON, TEXT = "cell", "count", "json", "text"
 ROW = "_row"  # selector key: the row's position (0-based) in a table without a key column
+# selector key suffix: "reason^": the column's text is the value, or starts with it and a space (a
+# kind of QC reason, e.g. "scout/localizer" for "scout/localizer (ImageType LOCALIZER)")
+KIND = "^"
 MISSING = {"", "NA", "nan", "NaN"}  # how the workflow's tables write an empty number
 
 
@@ -83,10 +86,15 @@ def _table(path: Path) -> pd.DataFrame:
 
 
 def select(table: pd.DataFrame, where: Mapping[str, str]) -> pd.DataFrame:
-    """The rows of `table` whose columns equal the selector's values (compared as text)."""
+    """The rows of `table` whose columns equal the selector's values (compared as text); a key
+    ``column^`` picks the rows whose text is the value or starts with the value and a space."""
     mask = pd.Series(True, index=table.index)
     for column, wanted in where.items():
-        mask &= table[column].astype(str) == str(wanted)
+        if column.endswith(KIND):
+            text = table[column.removesuffix(KIND)].astype(str)
+            mask &= (text == str(wanted)) | text.str.startswith(f"{wanted} ")
+        else:
+            mask &= table[column].astype(str) == str(wanted)
     return table[mask]
 
 

@@ -205,6 +205,26 @@ def paper_layout(values: PaperValues, reproduced: pd.DataFrame, section: str) ->
     return Layout(section, cells, footnotes, printed, shown, oracle)
 
 
+def layout_table(layout: Layout) -> pd.DataFrame:
+    """The table as tidy rows, for programs and the run's report: one row per cell (row, column, id,
+    status, note, paper, run, footnote: the text of the cell's mark), then the oracle's cells (status
+    ``oracle``, row :data:`ORACLE_ROW`, the paper's side empty), in the paper's order."""
+    cells = layout.cells[["row", "column", "id", "status", "note", "paper", "run"]].copy()
+    cells["footnote"] = [layout.footnotes.get(note, "") for note in cells["note"]]
+    columns = list(dict.fromkeys(layout.cells["column"]))
+    oracle = pd.DataFrame(
+        [
+            {"row": ORACLE_ROW, "column": column, "id": "", "status": "oracle", "note": "", "paper": ""}
+            | {"run": layout.oracle.get(column, "—"), "footnote": ""}
+            for column in columns
+        ]
+        if layout.oracle
+        else [],
+        columns=cells.columns,
+    )
+    return pd.concat([cells, oracle], ignore_index=True)
+
+
 def layout_html(layout: Layout, synthetic: bool, citation: str) -> str:
     """The table as a report page: the paper's layout, the notes under it, the synthetic notice above."""
     columns = list(dict.fromkeys(layout.cells["column"]))
