@@ -116,6 +116,16 @@ rule repeats_summary:
     input:
         metrics=lambda wc: scope_files(REPEATS, wc.scope, "metrics.tsv"),
         claims=lambda wc: scope_files(REPEATS, wc.scope, "claims.tsv"),
+        epochs=lambda wc: [
+            f
+            for model in REPEATS["models"]
+            for f in scope_files(REPEATS, wc.scope, f"models/{model}/epochs.tsv")
+        ],
+        thresholds=lambda wc: [
+            f
+            for model in REPEATS["models"]
+            for f in scope_files(REPEATS, wc.scope, f"models/{model}/threshold.json")
+        ],
         headline="results/evaluation/metrics.tsv",
         values=config["paper"]["values"],
     output:
@@ -134,6 +144,7 @@ rule repeats_summary:
         holds="results/repeats/{scope}/holds.tsv",
         metrics="results/repeats/{scope}/metrics.tsv",
         claims="results/repeats/{scope}/claims.tsv",
+        convergence="results/repeats/{scope}/convergence.tsv",
     log:
         "logs/repeats/{scope}_summary.log",
     conda:

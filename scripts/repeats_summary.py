@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from htct.paper import load_paper_values
-from htct.paper.repeats import concat_tsv, holds_table, spread_pretty, spread_table
+from htct.paper.repeats import concat_tsv, convergence_table, holds_table, spread_pretty, spread_table
 from htct.tables import write_table
 
 inputs, out = snakemake.input, snakemake.output
@@ -30,6 +30,7 @@ spread = spread_table(
     snakemake.params.models,
 )
 holds_table(claims).to_csv(out.holds, sep="\t", index=False)
+convergence_table(inputs.epochs, inputs.thresholds).to_csv(out.convergence, sep="\t", index=False)
 n = metrics["repeat"].nunique()
 names = dict(zip(claims["claim_id"], claims["claim"], strict=False))
 title = (

@@ -12,6 +12,7 @@ from htct.errors import HTCTInputError
 from htct.paper.claims import DOES_NOT_HOLD, HOLDS, UNDECIDED
 from htct.paper.repeats import (
     claims_with_repeats,
+    convergence_table,
     holds_table,
     leakage_table,
     repeat_split,
@@ -180,6 +181,28 @@ def test_leakage_is_image_minus_patient_per_repeat():
     assert "sensitivity" not in table.index  # not measured: no row rather than a made-up one
 
 
+def _training(root, repeat, val_auc, best_epoch):
+    folder = root / "results/repeats/patient" / repeat / "models" / "ctnet"
+    folder.mkdir(parents=True)
+    epochs = pd.DataFrame({"epoch": range(1, len(val_auc) + 1), "val_loss": 0.5, "val_auc": val_auc})
+    epochs.to_csv(folder / "epochs.tsv", sep="\t", index=False)
+    (folder / "threshold.json").write_text(f'{{"best_epoch": {best_epoch}, "threshold": 0.5}}')
+    return str(folder / "epochs.tsv"), str(folder / "threshold.json")
+
+
+def test_convergence_table_reads_each_trainings_selected_and_learning_epochs(tmp_path):
+    late = _training(tmp_path, "split1_seed1", [0.5, 0.6, 0.7, 0.76, 0.8, 0.81], best_epoch=5)
+    never = _training(tmp_path, "split2_seed1", [0.5, 0.55, 0.6], best_epoch=3)
+    table = convergence_table([late[0], never[0]], [late[1], never[1]]).set_index("repeat")
+    assert table.loc["split1_seed1", "first_epoch_learning"] == 4
+    assert table.loc["split1_seed1", "best_before_last"] and table.loc["split1_seed1", "epochs_run"] == 6
+    assert table.loc["split1_seed1", "val_auc_selected"] == 0.8
+    assert np.isnan(table.loc["split2_seed1", "first_epoch_learning"])
+    assert not table.loc["split2_seed1", "best_before_last"]
+    with pytest.raises(ValueError, match="same training"):
+        convergence_table([late[0]], [never[1]])
+
+
 def test_per_model_training_options():
     train = {"lr": 0.002, "epochs": 20, "per_model": {"ctnet": {"lr": 0.001}}, "models": ["ctnet"]}
     assert TrainConfig.from_mapping(train, model="ctnet").lr == 0.001
@@ -224,3 +247,6 @@ def test_tiny_run_has_the_repeats(tiny_run):
     repeated = claims.set_index("claim_id")["holds_in"]
     assert repeated["auc_vs_clinician_average"].endswith("of 2 repeats")
     assert repeated["attention_on_infarct"] == "not repeated"
+    convergence = pd.read_csv(root / "run" / "convergence.tsv", sep="\t")
+    assert convergence[["repeat", "model"]].values.tolist() == [[r, "ctnet"] for r in repeats]
+    assert (convergence["best_epoch"] <= convergence["epochs_run"]).all()

@@ -12,6 +12,7 @@ leak adds to each metric, repeat by repeat (same split seed, same training seed)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -289,6 +290,45 @@ def leakage_table(metrics: pd.DataFrame, model: str) -> pd.DataFrame:
                 "inflation_median": median,
                 "inflation_low": low,
                 "inflation_high": high,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+#: The validation AUC a convergent training should reach early (issue 22: by epoch 8).
+LEARNING_AUC = 0.75
+
+
+def convergence_table(epochs: Sequence[str], thresholds: Sequence[str]) -> pd.DataFrame:
+    """How each repeat's training converged, from its epochs table and its selected epoch.
+
+    Args:
+        epochs: ``results/repeats/{kind}/{repeat}/models/{model}/epochs.tsv`` files.
+        thresholds: the matching ``threshold.json`` files (``best_epoch``: the selected epoch).
+
+    Returns:
+        One row per training: repeat, model, epochs_run, best_epoch, best_before_last (the
+        selected epoch is not the last one run: the model reached its plateau before the schedule or
+        the early stop ended), first_epoch_learning (first epoch with validation AUC >=
+        :data:`LEARNING_AUC`, NaN when never), val_auc_selected.
+    """
+    rows = []
+    for epochs_path, threshold_path in zip(epochs, thresholds, strict=True):
+        path = Path(epochs_path)
+        if path.parent != Path(threshold_path).parent:
+            raise ValueError(f"{epochs_path} and {threshold_path} are not of the same training")
+        table = pd.read_csv(path, sep="\t")
+        best = int(json.loads(Path(threshold_path).read_text())["best_epoch"])
+        learning = table.loc[table["val_auc"] >= LEARNING_AUC, "epoch"]
+        rows.append(
+            {
+                "repeat": path.parents[2].name,
+                "model": path.parent.name,
+                "epochs_run": int(table["epoch"].max()),
+                "best_epoch": best,
+                "best_before_last": best < int(table["epoch"].max()),
+                "first_epoch_learning": float(learning.min()) if len(learning) else float("nan"),
+                "val_auc_selected": float(table.loc[table["epoch"] == best, "val_auc"].iloc[0]),
             }
         )
     return pd.DataFrame(rows)
