@@ -1,5 +1,7 @@
-# Conversion in shards of patients (htct.shards; config shards.convert): each convert_dicom_shard
-# job converts the studies of its patients, convert_dicom gathers them into the outputs of one job.
+# Conversion in shards of patients (htct.shards; config shards.convert): with more than one shard,
+# index_dicom reads every header once and writes which files each shard holds; each
+# convert_dicom_shard job then reads and converts only its patients' files, and convert_dicom gathers
+# them into the outputs of one job. One shard reads the whole tree itself (no index job).
 
 
 localrules:
@@ -14,7 +16,7 @@ wildcard_constraints:
 # doubled by htct.shards.shard_runtime for a slower or busier node (cohort_patients: rules/common.smk).
 # conversion at a 512 matrix: 0.35 s per scan measured; compressed DICOM is slower
 CONVERT_MINUTES_PER_PATIENT = 0.05
-HEADER_MINUTES_PER_PATIENT = 0.005  # every shard reads the headers of the whole tree
+HEADER_MINUTES_PER_PATIENT = 0.005  # index_dicom reads every header of the tree, once
 # preprocessing at 512 px on one core: 4.8 s per scan, 1.3 scans per patient
 PREPROCESS_MINUTES_PER_PATIENT = 0.1
 GATHER_MINUTES_PER_PATIENT = 0.01
@@ -23,10 +25,33 @@ GATHER_MINUTES_PER_PATIENT = 0.01
 CONVERT_SHARDS = config["shards"]["convert"]
 
 
+rule index_dicom:
+    input:
+        dicom=config["data"]["dicom_dir"],
+        clinical=config["data"]["clinical"],
+    output:
+        index="results/shards/convert/index.json",
+    log:
+        "logs/convert_dicom/index.log",
+    benchmark:
+        "logs/benchmarks/index_dicom.tsv"
+    conda:
+        "../envs/dicom.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=shard_runtime(cohort_patients(), 1, HEADER_MINUTES_PER_PATIENT),
+    params:
+        n_shards=CONVERT_SHARDS,
+    script:
+        "../scripts/index_dicom.py"
+
+
 rule convert_dicom_shard:
     input:
         dicom=config["data"]["dicom_dir"],
         clinical=config["data"]["clinical"],
+        index="results/shards/convert/index.json" if CONVERT_SHARDS > 1 else [],
     output:
         nifti=directory("results/shards/convert/{shard}/nifti"),
         qc="results/shards/convert/{shard}/series.tsv",
@@ -43,8 +68,8 @@ rule convert_dicom_shard:
         runtime=shard_runtime(
             cohort_patients(),
             CONVERT_SHARDS,
-            CONVERT_MINUTES_PER_PATIENT,
-            HEADER_MINUTES_PER_PATIENT,
+            CONVERT_MINUTES_PER_PATIENT
+            + HEADER_MINUTES_PER_PATIENT,  # its own headers
         ),
     params:
         convert=config["convert"],

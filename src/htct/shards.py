@@ -6,12 +6,22 @@ lands in the patient's shard, so a shard can be converted or preprocessed withou
 the gather steps (:func:`htct.dicom.gather_conversion`, :func:`htct.preprocess.gather_arrays`)
 restore exactly the outputs of one job: the assignment never changes what is computed per patient,
 only which job computes it. Shards are numbered from 0.
+
+Conversion finds a tree's files by content, so which patient a file holds is known only from its
+header: a small job (:func:`htct.dicom.plan_shards`) reads every header once and writes the *shard
+index* (:func:`write_shard_index`), the shard of every file in the tree's sorted listing; each
+conversion shard then lists the tree (names only), checks that it is the listing the index was made
+from, and reads its own files alone (:func:`shard_files`). The index holds no path and no DICOM
+value: file numbers, shard numbers, the pseudonymous ``patient_id`` and a SHA-256 of the listing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from htct.errors import HTCTInputError
 
@@ -45,6 +55,84 @@ def shard_of_patients(patient_ids: Iterable[str], n_shards: int) -> dict[str, in
     return {patient: i * n_shards // len(patients) for i, patient in enumerate(patients)}
 
 
+def listing_sha256(relative_paths: Iterable[str]) -> str:
+    """SHA-256 of a tree's listing (relative paths with '/', in listing order): the tree the index is of."""
+    digest = hashlib.sha256()
+    for path in relative_paths:
+        digest.update(path.encode("utf-8", "surrogateescape") + b"\0")
+    return digest.hexdigest()
+
+
+def write_shard_index(
+    path: str | Path,
+    n_shards: int,
+    relative_paths: Sequence[str],
+    file_shards: Sequence[int],
+    patient_shards: dict[str, int],
+) -> dict:
+    """Write the shard index of a DICOM tree (JSON).
+
+    Args:
+        path: the index file.
+        n_shards: number of shards.
+        relative_paths: every file of the tree, relative to its root, in listing order (not written).
+        file_shards: the shard of each of those files.
+        patient_shards: the shard of every patient of the clinical sheet (its rows in the QC tables).
+
+    Returns:
+        The index as written.
+    """
+    if len(file_shards) != len(relative_paths):
+        raise ValueError("one shard per file of the listing")
+    index = {
+        "n_shards": n_shards,
+        "n_files": len(relative_paths),
+        "listing_sha256": listing_sha256(relative_paths),
+        "files_per_shard": [sum(1 for s in file_shards if s == shard) for shard in range(n_shards)],
+        "patients_per_shard": [
+            sum(1 for s in patient_shards.values() if s == shard) for shard in range(n_shards)
+        ],
+        "patient_shards": dict(sorted(patient_shards.items())),
+        "file_shards": list(map(int, file_shards)),
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(index) + "\n")
+    return index
+
+
+def shard_files(
+    index_path: str | Path, relative_paths: Sequence[str], shard: int, n_shards: int
+) -> tuple[list[int], set[str]]:
+    """The files (positions in ``relative_paths``) and patients of one shard, from the shard index.
+
+    Args:
+        index_path: the index written by :func:`write_shard_index`.
+        relative_paths: the tree's listing now, relative to its root, in listing order.
+        shard: this shard.
+        n_shards: number of shards the workflow asks for.
+
+    Returns:
+        Positions of the shard's files in ``relative_paths``, and its patients.
+
+    Raises:
+        HTCTInputError: bad shard, an index of another shard count, or a tree changed since the index.
+    """
+    check_shard(shard, n_shards)
+    index = json.loads(Path(index_path).read_text())
+    if index["n_shards"] != n_shards:
+        raise HTCTInputError(
+            f"{index_path} splits the tree into {index['n_shards']} shards, not {n_shards}; "
+            "delete it and re-run the workflow"
+        )
+    if index["n_files"] != len(relative_paths) or index["listing_sha256"] != listing_sha256(relative_paths):
+        raise HTCTInputError(
+            f"the DICOM tree changed since {index_path} was made ({index['n_files']} files then, "
+            f"{len(relative_paths)} now); delete it and re-run the workflow"
+        )
+    files = [i for i, s in enumerate(index["file_shards"]) if s == shard]
+    return files, {patient for patient, s in index["patient_shards"].items() if s == shard}
+
+
 def patients_per_shard(n_patients: int, n_shards: int) -> int:
     """The largest shard's number of patients (what a shard job's resources must cover)."""
     return math.ceil(n_patients / max(1, n_shards))
@@ -55,8 +143,9 @@ def shard_runtime(
 ) -> int:
     """The runtime (minutes, sbatch --time) to ask for one shard job, so that none runs past it.
 
-    Ten minutes of start-up, the part every shard does for the whole cohort (conversion reads every
-    header), and twice the measured time of the largest shard's patients (a slower or busier node).
+    Ten minutes of start-up, the part every shard does for the whole cohort (none in the workflow's
+    shards today: a conversion shard lists the tree by name only and reads its own files' headers),
+    and twice the measured time of the largest shard's patients (a slower or busier node).
 
     Args:
         n_patients: patients of the cohort.

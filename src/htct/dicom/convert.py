@@ -17,7 +17,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from htct.dicom.discover import SliceHeader, file_key, iter_files, read_header, series_key, sop_class_name
 from htct.dicom.reconstruction import Reconstruction, classify_reconstruction
@@ -30,7 +33,7 @@ from htct.dicom.series import (
 )
 from htct.dicom.volume import PixelDataError, build_hu_volume, write_nifti
 from htct.errors import HTCTInputError
-from htct.shards import check_shard, shard_of_patients
+from htct.shards import check_shard, shard_files, shard_of_patients, write_shard_index
 
 log = logging.getLogger(__name__)
 
@@ -105,17 +108,26 @@ def _read_headers(paths: list[Path], dicom_dir: Path, threads: int) -> list[Slic
     return [read_header(path, dicom_dir) for path in paths]
 
 
-def discover_series(dicom_dir: Path, threads: int = 1) -> list[Series]:
-    """Every file under ``dicom_dir``, found by content and grouped by SeriesInstanceUID.
+def discover_series(
+    dicom_dir: Path, threads: int = 1, files: list[Path] | None = None, require_image: bool = True
+) -> list[Series]:
+    """Every file under ``dicom_dir`` (or only ``files``), found by content and grouped by SeriesInstanceUID.
 
     A file that is not a usable DICOM image is a one-file ``Series`` with an empty ``uid`` (its QC
     row gives the problem).
 
+    Args:
+        dicom_dir: root of the tree.
+        threads: processes for the header reading (large trees only).
+        files: the files to read, in ``iter_files`` order (one conversion shard's: :func:`plan_shards`);
+            None reads the whole tree.
+        require_image: refuse a tree without any DICOM image (a shard's files may hold none).
+
     Raises:
-        HTCTInputError: no DICOM image in the tree.
+        HTCTInputError: no DICOM image among the files (``require_image``).
     """
-    headers = _read_headers(list(iter_files(dicom_dir)), dicom_dir, threads)
-    if not any(not h.problem for h in headers):
+    headers = _read_headers(list(iter_files(dicom_dir)) if files is None else files, dicom_dir, threads)
+    if require_image and not any(not h.problem for h in headers):
         raise HTCTInputError(
             f"no DICOM image found in {dicom_dir} ({len(headers)} files looked at); point data: dicom_dir "
             "in config.yaml at the folder holding the exported DICOM files"
@@ -163,10 +175,7 @@ def link_unreadable_files(series: Iterable[Series], patient_of: dict[str, str]) 
                 in_folder[folder].append(s)
     for broken in series:
         header = broken.first
-        if broken.uid or not (
-            header.problem == "DICOM file without SeriesInstanceUID"
-            or header.problem.startswith("unreadable DICOM header")
-        ):
+        if not _is_linkable(broken):
             continue
         siblings = [
             s for s in in_folder.get(header.path.parent, [])
@@ -192,6 +201,14 @@ def link_unreadable_files(series: Iterable[Series], patient_of: dict[str, str]) 
         header.problem += (
             f" ({cut or 'unreadable'}: a slice of series {series_key(owner.uid)} in its folder?)"
         )
+
+
+def _is_linkable(s: Series) -> bool:
+    """A file that lost its SeriesInstanceUID or whose header is unreadable (``link_unreadable_files``)."""
+    problem = s.first.problem
+    return not s.uid and (
+        problem == "DICOM file without SeriesInstanceUID" or problem.startswith("unreadable DICOM header")
+    )
 
 
 def rank_studies(images: Iterable[Series]) -> None:
@@ -441,6 +458,7 @@ def convert_tree(
     uneven_spacing: str = "equalise",
     shard: int = 0,
     n_shards: int = 1,
+    shard_index: str | Path | None = None,
 ) -> pd.DataFrame:
     """Convert every acceptable axial CT study under ``dicom_dir`` to ``{nifti_dir}/{scan_id}.nii.gz``.
 
@@ -465,18 +483,19 @@ def convert_tree(
         uneven_spacing: "equalise" (resample unevenly spaced series to even spacing, as dcm2niix) or
             "refuse" (exclude them). Gaps that leave a hole (missing slices) are refused either way.
         threads: CPU cores to use (series in parallel processes, or slice reads and gzip in threads).
-        shard: with ``n_shards`` > 1, convert only the patients of this shard (``htct.shards``) and
-            write their QC rows; shard 0 also holds the rows of files and series of no patient.
-            Every shard still reads the headers of the whole tree (series are found by content, and
-            a patient's study ranks count all its studies); :func:`gather_conversion` joins them.
+        shard: with ``n_shards`` > 1, read and convert only the files of this shard (the
+            ``shard_index`` of :func:`plan_shards`: its patients' files, and on shard 0 the files of
+            no patient) and write their QC rows; :func:`gather_conversion` joins the shards.
         n_shards: number of shards of the cohort's patients.
+        shard_index: the shard index (needed with ``n_shards`` > 1); the tree is listed, by name
+            only, to find the shard's files.
 
     Returns:
         The scans table (also written to ``scans_tsv``).
 
     Raises:
         HTCTInputError: ``dicom_dir`` missing or without any DICOM file, unreadable clinical sheet,
-            unsupported option.
+            unsupported option, a missing or stale shard index.
 
     Example:
         >>> scans = convert_tree("dicom/", "clinical.csv", "results/nifti", "results/qc/series.tsv",
@@ -490,29 +509,148 @@ def convert_tree(
     patient_of = dict(
         zip(clinical["dicom_patient_id"].astype(str), clinical["patient_id"].astype(str), strict=True)
     )
-    series = discover_series(dicom_dir, threads)
+    files = None
+    if n_shards > 1:
+        files, clinical = _shard_part(dicom_dir, clinical, shard, n_shards, shard_index)
+    # A shard's files are whole units of the one-job run (plan_shards), so the rules below decide for
+    # them exactly what one job decides.
+    series = discover_series(dicom_dir, threads, files, require_image=files is None)
     nifti_dir.mkdir(parents=True, exist_ok=True)  # also when nothing is kept: Snakemake expects the folder
     images = [s for s in series if s.uid]
     classify_images(images, patient_of, min_slices=min_slices, gantry_tilt=gantry_tilt,
                     max_spacing_deviation_mm=max_spacing_deviation_mm, uneven_spacing=uneven_spacing)  # fmt: skip
     link_unreadable_files(series, patient_of)
     rank_studies(images)
-    if n_shards > 1:
-        series, images, clinical = _shard_part(series, clinical, shard, n_shards)
     convert_studies(images, nifti_dir, threads)
     return write_tables(series, clinical, qc_tsv, scans_tsv)
 
 
 def _shard_part(
-    series: list[Series], clinical: pd.DataFrame, shard: int, n_shards: int
-) -> tuple[list[Series], list[Series], pd.DataFrame]:
-    """The series, images and clinical rows of one shard (patient-less rows go to shard 0)."""
+    dicom_dir: Path, clinical: pd.DataFrame, shard: int, n_shards: int, shard_index: str | Path | None
+) -> tuple[list[Path], pd.DataFrame]:
+    """The files (in listing order) and clinical rows of one shard, from the shard index."""
     check_shard(shard, n_shards)
-    shard_of = shard_of_patients(clinical["patient_id"].astype(str), n_shards)
-    series = [s for s in series if shard_of.get(s.patient_id, 0) == shard]
-    clinical = clinical[clinical["patient_id"].astype(str).map(shard_of) == shard]
-    log.info("shard %d of %d: %d patient(s), %d series/files", shard, n_shards, len(clinical), len(series))
-    return series, [s for s in series if s.uid], clinical
+    if shard_index is None:
+        raise HTCTInputError(
+            f"conversion in {n_shards} shards needs the shard index (htct.dicom.plan_shards: rule index_dicom)"
+        )
+    listing = list(iter_files(dicom_dir))
+    own, patients = shard_files(
+        shard_index, [path.relative_to(dicom_dir).as_posix() for path in listing], shard, n_shards
+    )
+    clinical = clinical[clinical["patient_id"].astype(str).isin(patients)]
+    log.info(
+        "shard %d of %d: %d patient(s), %d of the tree's %d files read",
+        shard, n_shards, len(clinical), len(own), len(listing),
+    )  # fmt: skip
+    return [listing[i] for i in own], clinical
+
+
+def assign_shards(
+    series: Sequence[Series], patient_of: dict[str, str], patients: Iterable[str], n_shards: int
+) -> tuple[list[int], dict[str, int]]:
+    """The shard of every series (and unusable file) of a discovered tree, and of every patient.
+
+    A patient's series go to the patient's shard (:func:`htct.shards.shard_of_patients`). A shard
+    must decide without another shard's files, so what :func:`link_unreadable_files` ties together
+    stays together: a file that lost its SeriesInstanceUID, or whose header is unreadable, goes with
+    its own patient (when its PatientID was read) and with every image series in its folder; patients
+    so tied (a folder holding several patients' series beside a broken file: rare) share the first
+    one's shard. Series and files of no patient, tied to none, go to shard 0.
+
+    Args:
+        series: :func:`discover_series` of the whole tree (before ``classify_images``).
+        patient_of: DICOM PatientID -> the clinical sheet's ``patient_id``.
+        patients: every ``patient_id`` of the clinical sheet.
+        n_shards: number of shards.
+
+    Returns:
+        The shard of each of ``series``, and patient_id -> shard for every patient.
+    """
+    base = shard_of_patients(patients, n_shards)
+    nodes: dict[tuple[str, str], int] = {}
+
+    def node(kind: str, key: str) -> int:
+        return nodes.setdefault((kind, key), len(nodes))
+
+    in_folder: dict[Path, set[int]] = defaultdict(set)
+    for i, s in enumerate(series):
+        if s.uid:
+            for header in s.slices:
+                in_folder[header.path.parent].add(i)
+    edges = []
+    for i, s in enumerate(series):
+        own, patient = node("series", str(i)), ""
+        if s.uid or _is_linkable(s):
+            patient = patient_of.get(s.first.patient_id, "") if s.first.patient_id else ""
+        if patient:
+            edges.append((own, node("patient", patient)))
+        if _is_linkable(s):
+            edges += [(own, node("series", str(j))) for j in sorted(in_folder.get(s.first.path.parent, ()))]
+    rows, columns = zip(*edges, strict=True) if edges else ((), ())
+    graph = coo_matrix((np.ones(len(edges)), (rows, columns)), shape=(len(nodes), len(nodes)))
+    _, component = connected_components(graph, directed=False)
+    shard_of_component: dict[int, int] = {}
+    for (kind, key), k in nodes.items():
+        if kind == "patient":
+            c = int(component[k])
+            shard_of_component[c] = min(shard_of_component.get(c, n_shards), base[key])
+    series_shards = [
+        shard_of_component.get(int(component[nodes[("series", str(i))]]), 0) for i in range(len(series))
+    ]
+    patient_shards = {
+        patient: shard_of_component[int(component[nodes[("patient", patient)]])]
+        if ("patient", patient) in nodes else shard
+        for patient, shard in base.items()
+    }  # fmt: skip
+    return series_shards, patient_shards
+
+
+def plan_shards(
+    dicom_dir: str | Path, clinical_csv: str | Path, index_path: str | Path, n_shards: int, threads: int = 1
+) -> dict:
+    """Read every header of the tree once and write the shard index of its files (rule index_dicom).
+
+    Each conversion shard (:func:`convert_tree` with ``shard_index``) then reads only its own files;
+    the units of :func:`assign_shards` keep its decisions those of one job, so the gathered outputs
+    are the same bytes (tests/test_shards.py).
+
+    Args:
+        dicom_dir: root of the DICOM tree.
+        clinical_csv: clinical sheet.
+        index_path: the shard index (JSON, :func:`htct.shards.write_shard_index`: no path, no DICOM value).
+        n_shards: number of shards.
+        threads: processes for the header reading.
+
+    Returns:
+        The index as written.
+
+    Raises:
+        HTCTInputError: ``dicom_dir`` missing or without any DICOM image, unreadable clinical sheet.
+    """
+    dicom_dir = Path(dicom_dir)
+    if not dicom_dir.is_dir():
+        raise HTCTInputError(f"DICOM folder not found: {dicom_dir} (set data: dicom_dir in config.yaml)")
+    clinical = load_clinical(clinical_csv)
+    patient_of = dict(
+        zip(clinical["dicom_patient_id"].astype(str), clinical["patient_id"].astype(str), strict=True)
+    )
+    listing = list(iter_files(dicom_dir))
+    series = discover_series(dicom_dir, threads, listing)
+    series_shards, patient_shards = assign_shards(
+        series, patient_of, clinical["patient_id"].astype(str), n_shards
+    )
+    shard_of_file = {
+        header.relative_path: shard
+        for s, shard in zip(series, series_shards, strict=True)
+        for header in s.slices
+    }
+    relative = [path.relative_to(dicom_dir).as_posix() for path in listing]
+    index = write_shard_index(index_path, n_shards, relative, [shard_of_file[path] for path in relative],
+                              patient_shards)  # fmt: skip
+    log.info("%d files in %d shards: %s files, %s patients per shard", len(relative), n_shards,
+             index["files_per_shard"], index["patients_per_shard"])  # fmt: skip
+    return index
 
 
 def gather_conversion(
