@@ -5,9 +5,10 @@ Entry points: `convert_tree` (called by scripts/convert_dicom.py, once per shard
 (scripts/gather_conversion.py). See docs/conversion.md.
 """
 
-from htct.dicom.convert import QC_COLUMNS, SCANS_COLUMNS, convert_tree, gather_conversion, plan_shards
+from htct.dicom.convert import QC_COLUMNS, SCANS_COLUMNS, convert_tree, gather_conversion
 from htct.dicom.discover import file_key, series_key
 from htct.dicom.series import classify_series, measure_geometry
+from htct.dicom.sharding import plan_shards
 from htct.dicom.volume import build_hu_volume, dicom_affine, write_nifti
 
 __all__ = [

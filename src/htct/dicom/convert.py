@@ -12,15 +12,12 @@ import logging
 import os
 import shutil
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from htct.dicom.discover import SliceHeader, file_key, iter_files, read_header, series_key, sop_class_name
 from htct.dicom.reconstruction import Reconstruction, classify_reconstruction
@@ -33,7 +30,7 @@ from htct.dicom.series import (
 )
 from htct.dicom.volume import PixelDataError, build_hu_volume, write_nifti
 from htct.errors import HTCTInputError
-from htct.shards import check_shard, shard_files, shard_of_patients, write_shard_index
+from htct.shards import check_shard, shard_files
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +97,18 @@ def load_clinical(path: str | Path) -> pd.DataFrame:
 # --- Stage 1: discover -----------------------------------------------------------------------------
 
 
-def _read_headers(paths: list[Path], dicom_dir: Path, threads: int) -> list[SliceHeader]:
+def iter_headers(paths: list[Path], dicom_dir: Path, threads: int) -> Iterator[SliceHeader]:
+    """``read_header`` of each path, in order; a caller that keeps only part of each holds no more."""
     # Header parsing is pure Python (GIL-bound): processes, not threads, and only for large trees.
     if threads > 1 and len(paths) >= HEADER_PROCESS_THRESHOLD:
         with ProcessPoolExecutor(max_workers=threads) as pool:
-            return list(pool.map(read_header, paths, [dicom_dir] * len(paths), chunksize=64))
-    return [read_header(path, dicom_dir) for path in paths]
+            yield from pool.map(read_header, paths, [dicom_dir] * len(paths), chunksize=64)
+    else:
+        yield from (read_header(path, dicom_dir) for path in paths)
+
+
+def _read_headers(paths: list[Path], dicom_dir: Path, threads: int) -> list[SliceHeader]:
+    return list(iter_headers(paths, dicom_dir, threads))
 
 
 def discover_series(
@@ -119,7 +122,7 @@ def discover_series(
     Args:
         dicom_dir: root of the tree.
         threads: processes for the header reading (large trees only).
-        files: the files to read, in ``iter_files`` order (one conversion shard's: :func:`plan_shards`);
+        files: the files to read, in ``iter_files`` order (one conversion shard's: :func:`htct.dicom.sharding.plan_shards`);
             None reads the whole tree.
         require_image: refuse a tree without any DICOM image (a shard's files may hold none).
 
@@ -205,10 +208,12 @@ def link_unreadable_files(series: Iterable[Series], patient_of: dict[str, str]) 
 
 def _is_linkable(s: Series) -> bool:
     """A file that lost its SeriesInstanceUID or whose header is unreadable (``link_unreadable_files``)."""
-    problem = s.first.problem
-    return not s.uid and (
-        problem == "DICOM file without SeriesInstanceUID" or problem.startswith("unreadable DICOM header")
-    )
+    return not s.uid and is_linkable_problem(s.first.problem)
+
+
+def is_linkable_problem(problem: str) -> bool:
+    """The problem of a file that ``link_unreadable_files`` ties to a series of its folder."""
+    return problem == "DICOM file without SeriesInstanceUID" or problem.startswith("unreadable DICOM header")
 
 
 def rank_studies(images: Iterable[Series]) -> None:
@@ -484,7 +489,7 @@ def convert_tree(
             "refuse" (exclude them). Gaps that leave a hole (missing slices) are refused either way.
         threads: CPU cores to use (series in parallel processes, or slice reads and gzip in threads).
         shard: with ``n_shards`` > 1, read and convert only the files of this shard (the
-            ``shard_index`` of :func:`plan_shards`: its patients' files, and on shard 0 the files of
+            ``shard_index`` of :func:`htct.dicom.sharding.plan_shards`: its patients' files, and on shard 0 the files of
             no patient) and write their QC rows; :func:`gather_conversion` joins the shards.
         n_shards: number of shards of the cohort's patients.
         shard_index: the shard index (needed with ``n_shards`` > 1); the tree is listed, by name
@@ -532,7 +537,7 @@ def _shard_part(
     check_shard(shard, n_shards)
     if shard_index is None:
         raise HTCTInputError(
-            f"conversion in {n_shards} shards needs the shard index (htct.dicom.plan_shards: rule index_dicom)"
+            f"conversion in {n_shards} shards needs the shard index (htct.dicom.sharding.plan_shards: rule index_dicom)"
         )
     listing = list(iter_files(dicom_dir))
     own, patients = shard_files(
@@ -544,113 +549,6 @@ def _shard_part(
         shard, n_shards, len(clinical), len(own), len(listing),
     )  # fmt: skip
     return [listing[i] for i in own], clinical
-
-
-def assign_shards(
-    series: Sequence[Series], patient_of: dict[str, str], patients: Iterable[str], n_shards: int
-) -> tuple[list[int], dict[str, int]]:
-    """The shard of every series (and unusable file) of a discovered tree, and of every patient.
-
-    A patient's series go to the patient's shard (:func:`htct.shards.shard_of_patients`). A shard
-    must decide without another shard's files, so what :func:`link_unreadable_files` ties together
-    stays together: a file that lost its SeriesInstanceUID, or whose header is unreadable, goes with
-    its own patient (when its PatientID was read) and with every image series in its folder; patients
-    so tied (a folder holding several patients' series beside a broken file: rare) share the first
-    one's shard. Series and files of no patient, tied to none, go to shard 0.
-
-    Args:
-        series: :func:`discover_series` of the whole tree (before ``classify_images``).
-        patient_of: DICOM PatientID -> the clinical sheet's ``patient_id``.
-        patients: every ``patient_id`` of the clinical sheet.
-        n_shards: number of shards.
-
-    Returns:
-        The shard of each of ``series``, and patient_id -> shard for every patient.
-    """
-    base = shard_of_patients(patients, n_shards)
-    nodes: dict[tuple[str, str], int] = {}
-
-    def node(kind: str, key: str) -> int:
-        return nodes.setdefault((kind, key), len(nodes))
-
-    in_folder: dict[Path, set[int]] = defaultdict(set)
-    for i, s in enumerate(series):
-        if s.uid:
-            for header in s.slices:
-                in_folder[header.path.parent].add(i)
-    edges = []
-    for i, s in enumerate(series):
-        own, patient = node("series", str(i)), ""
-        if s.uid or _is_linkable(s):
-            patient = patient_of.get(s.first.patient_id, "") if s.first.patient_id else ""
-        if patient:
-            edges.append((own, node("patient", patient)))
-        if _is_linkable(s):
-            edges += [(own, node("series", str(j))) for j in sorted(in_folder.get(s.first.path.parent, ()))]
-    rows, columns = zip(*edges, strict=True) if edges else ((), ())
-    graph = coo_matrix((np.ones(len(edges)), (rows, columns)), shape=(len(nodes), len(nodes)))
-    _, component = connected_components(graph, directed=False)
-    shard_of_component: dict[int, int] = {}
-    for (kind, key), k in nodes.items():
-        if kind == "patient":
-            c = int(component[k])
-            shard_of_component[c] = min(shard_of_component.get(c, n_shards), base[key])
-    series_shards = [
-        shard_of_component.get(int(component[nodes[("series", str(i))]]), 0) for i in range(len(series))
-    ]
-    patient_shards = {
-        patient: shard_of_component[int(component[nodes[("patient", patient)]])]
-        if ("patient", patient) in nodes else shard
-        for patient, shard in base.items()
-    }  # fmt: skip
-    return series_shards, patient_shards
-
-
-def plan_shards(
-    dicom_dir: str | Path, clinical_csv: str | Path, index_path: str | Path, n_shards: int, threads: int = 1
-) -> dict:
-    """Read every header of the tree once and write the shard index of its files (rule index_dicom).
-
-    Each conversion shard (:func:`convert_tree` with ``shard_index``) then reads only its own files;
-    the units of :func:`assign_shards` keep its decisions those of one job, so the gathered outputs
-    are the same bytes (tests/test_shards.py).
-
-    Args:
-        dicom_dir: root of the DICOM tree.
-        clinical_csv: clinical sheet.
-        index_path: the shard index (JSON, :func:`htct.shards.write_shard_index`: no path, no DICOM value).
-        n_shards: number of shards.
-        threads: processes for the header reading.
-
-    Returns:
-        The index as written.
-
-    Raises:
-        HTCTInputError: ``dicom_dir`` missing or without any DICOM image, unreadable clinical sheet.
-    """
-    dicom_dir = Path(dicom_dir)
-    if not dicom_dir.is_dir():
-        raise HTCTInputError(f"DICOM folder not found: {dicom_dir} (set data: dicom_dir in config.yaml)")
-    clinical = load_clinical(clinical_csv)
-    patient_of = dict(
-        zip(clinical["dicom_patient_id"].astype(str), clinical["patient_id"].astype(str), strict=True)
-    )
-    listing = list(iter_files(dicom_dir))
-    series = discover_series(dicom_dir, threads, listing)
-    series_shards, patient_shards = assign_shards(
-        series, patient_of, clinical["patient_id"].astype(str), n_shards
-    )
-    shard_of_file = {
-        header.relative_path: shard
-        for s, shard in zip(series, series_shards, strict=True)
-        for header in s.slices
-    }
-    relative = [path.relative_to(dicom_dir).as_posix() for path in listing]
-    index = write_shard_index(index_path, n_shards, relative, [shard_of_file[path] for path in relative],
-                              patient_shards)  # fmt: skip
-    log.info("%d files in %d shards: %s files, %s patients per shard", len(relative), n_shards,
-             index["files_per_shard"], index["patients_per_shard"])  # fmt: skip
-    return index
 
 
 def gather_conversion(
