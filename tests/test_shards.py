@@ -84,6 +84,7 @@ def test_each_conversion_shard_reads_only_its_files_and_the_gather_equals_one_jo
     index = plan_shards(dicom, clinical, tmp_path / "index.json", 3)
     # Patients A01 B02 | C03 D04 | E05 by sorted blocks, but D04 and E05 are tied by the cut file.
     assert index["patient_shards"] == {"A01": 0, "B02": 0, "C03": 1, "D04": 1, "E05": 1}
+    assert plan_shards(dicom, clinical, tmp_path / "index2.json", 3, threads=2) == index  # headers in processes
     read: list[Path] = []
     reader = htct.dicom.convert.read_header
     monkeypatch.setattr(

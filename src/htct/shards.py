@@ -11,7 +11,7 @@ Conversion finds a tree's files by content, so which patient a file holds is kno
 header: a small job (:func:`htct.dicom.plan_shards`) reads every header once and writes the *shard
 index* (:func:`write_shard_index`), the shard of every file in the tree's sorted listing; each
 conversion shard then lists the tree (names only), checks that it is the listing the index was made
-from, and reads its own files alone (:func:`shard_files`). The index holds no path and no DICOM
+from (:func:`check_listing`), and reads its own files alone. The index holds no path and no DICOM
 value: file numbers, shard numbers, the pseudonymous ``patient_id`` and a SHA-256 of the listing.
 """
 
@@ -55,18 +55,26 @@ def shard_of_patients(patient_ids: Iterable[str], n_shards: int) -> dict[str, in
     return {patient: i * n_shards // len(patients) for i, patient in enumerate(patients)}
 
 
-def listing_sha256(relative_paths: Iterable[str]) -> str:
-    """SHA-256 of a tree's listing (relative paths with '/', in listing order): the tree the index is of."""
-    digest = hashlib.sha256()
-    for path in relative_paths:
-        digest.update(path.encode("utf-8", "surrogateescape") + b"\0")
-    return digest.hexdigest()
+class ListingDigest:
+    """Count and SHA-256 of a tree's listing (relative paths with '/', in listing order), fed one path
+    at a time so that no list of the whole tree is kept: what the shard index was made from."""
+
+    def __init__(self) -> None:
+        self.n_files = 0
+        self._sha256 = hashlib.sha256()
+
+    def update(self, relative_path: str) -> None:
+        self.n_files += 1
+        self._sha256.update(relative_path.encode("utf-8", "surrogateescape") + b"\0")
+
+    def hexdigest(self) -> str:
+        return self._sha256.hexdigest()
 
 
 def write_shard_index(
     path: str | Path,
     n_shards: int,
-    relative_paths: Sequence[str],
+    listing: ListingDigest,
     file_shards: Sequence[int],
     patient_shards: dict[str, int],
 ) -> dict:
@@ -75,20 +83,23 @@ def write_shard_index(
     Args:
         path: the index file.
         n_shards: number of shards.
-        relative_paths: every file of the tree, relative to its root, in listing order (not written).
-        file_shards: the shard of each of those files.
+        listing: the digest of the tree's listing.
+        file_shards: the shard of each file of the listing, in listing order.
         patient_shards: the shard of every patient of the clinical sheet (its rows in the QC tables).
 
     Returns:
         The index as written.
     """
-    if len(file_shards) != len(relative_paths):
+    if len(file_shards) != listing.n_files:
         raise ValueError("one shard per file of the listing")
+    files_per_shard = [0] * n_shards
+    for shard in file_shards:
+        files_per_shard[shard] += 1
     index = {
         "n_shards": n_shards,
-        "n_files": len(relative_paths),
-        "listing_sha256": listing_sha256(relative_paths),
-        "files_per_shard": [sum(1 for s in file_shards if s == shard) for shard in range(n_shards)],
+        "n_files": listing.n_files,
+        "listing_sha256": listing.hexdigest(),
+        "files_per_shard": files_per_shard,
         "patients_per_shard": [
             sum(1 for s in patient_shards.values() if s == shard) for shard in range(n_shards)
         ],
@@ -100,22 +111,11 @@ def write_shard_index(
     return index
 
 
-def shard_files(
-    index_path: str | Path, relative_paths: Sequence[str], shard: int, n_shards: int
-) -> tuple[list[int], set[str]]:
-    """The files (positions in ``relative_paths``) and patients of one shard, from the shard index.
-
-    Args:
-        index_path: the index written by :func:`write_shard_index`.
-        relative_paths: the tree's listing now, relative to its root, in listing order.
-        shard: this shard.
-        n_shards: number of shards the workflow asks for.
-
-    Returns:
-        Positions of the shard's files in ``relative_paths``, and its patients.
+def read_shard_index(index_path: str | Path, shard: int, n_shards: int) -> dict:
+    """The shard index, checked against the shard and shard count the workflow asks for.
 
     Raises:
-        HTCTInputError: bad shard, an index of another shard count, or a tree changed since the index.
+        HTCTInputError: bad shard, or an index of another shard count.
     """
     check_shard(shard, n_shards)
     index = json.loads(Path(index_path).read_text())
@@ -124,13 +124,20 @@ def shard_files(
             f"{index_path} splits the tree into {index['n_shards']} shards, not {n_shards}; "
             "delete it and re-run the workflow"
         )
-    if index["n_files"] != len(relative_paths) or index["listing_sha256"] != listing_sha256(relative_paths):
+    return index
+
+
+def check_listing(index: dict, index_path: str | Path, listing: ListingDigest) -> None:
+    """Refuse a tree whose listing is not the one the shard index was made from.
+
+    Raises:
+        HTCTInputError: a file added, removed or renamed since the index.
+    """
+    if index["n_files"] != listing.n_files or index["listing_sha256"] != listing.hexdigest():
         raise HTCTInputError(
             f"the DICOM tree changed since {index_path} was made ({index['n_files']} files then, "
-            f"{len(relative_paths)} now); delete it and re-run the workflow"
+            f"{listing.n_files} now); delete it and re-run the workflow"
         )
-    files = [i for i, s in enumerate(index["file_shards"]) if s == shard]
-    return files, {patient for patient, s in index["patient_shards"].items() if s == shard}
 
 
 def patients_per_shard(n_patients: int, n_shards: int) -> int:

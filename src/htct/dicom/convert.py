@@ -12,7 +12,7 @@ import logging
 import os
 import shutil
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +30,7 @@ from htct.dicom.series import (
 )
 from htct.dicom.volume import PixelDataError, build_hu_volume, write_nifti
 from htct.errors import HTCTInputError
-from htct.shards import check_shard, shard_files
+from htct.shards import ListingDigest, check_listing, read_shard_index
 
 log = logging.getLogger(__name__)
 
@@ -97,18 +97,12 @@ def load_clinical(path: str | Path) -> pd.DataFrame:
 # --- Stage 1: discover -----------------------------------------------------------------------------
 
 
-def iter_headers(paths: list[Path], dicom_dir: Path, threads: int) -> Iterator[SliceHeader]:
-    """``read_header`` of each path, in order; a caller that keeps only part of each holds no more."""
+def _read_headers(paths: list[Path], dicom_dir: Path, threads: int) -> list[SliceHeader]:
     # Header parsing is pure Python (GIL-bound): processes, not threads, and only for large trees.
     if threads > 1 and len(paths) >= HEADER_PROCESS_THRESHOLD:
         with ProcessPoolExecutor(max_workers=threads) as pool:
-            yield from pool.map(read_header, paths, [dicom_dir] * len(paths), chunksize=64)
-    else:
-        yield from (read_header(path, dicom_dir) for path in paths)
-
-
-def _read_headers(paths: list[Path], dicom_dir: Path, threads: int) -> list[SliceHeader]:
-    return list(iter_headers(paths, dicom_dir, threads))
+            return list(pool.map(read_header, paths, [dicom_dir] * len(paths), chunksize=64))
+    return [read_header(path, dicom_dir) for path in paths]
 
 
 def discover_series(
@@ -533,22 +527,31 @@ def convert_tree(
 def _shard_part(
     dicom_dir: Path, clinical: pd.DataFrame, shard: int, n_shards: int, shard_index: str | Path | None
 ) -> tuple[list[Path], pd.DataFrame]:
-    """The files (in listing order) and clinical rows of one shard, from the shard index."""
-    check_shard(shard, n_shards)
+    """The files (in listing order) and clinical rows of one shard, from the shard index.
+
+    The tree is listed by name only; just the shard's own paths are kept (a shard's memory follows
+    its files, not the tree's).
+    """
     if shard_index is None:
         raise HTCTInputError(
-            f"conversion in {n_shards} shards needs the shard index (htct.dicom.sharding.plan_shards: rule index_dicom)"
+            f"conversion in {n_shards} shards needs the shard index (htct.dicom.sharding.plan_shards: "
+            "rule index_dicom)"
         )
-    listing = list(iter_files(dicom_dir))
-    own, patients = shard_files(
-        shard_index, [path.relative_to(dicom_dir).as_posix() for path in listing], shard, n_shards
-    )
+    index = read_shard_index(shard_index, shard, n_shards)
+    file_shards, listing, files = index["file_shards"], ListingDigest(), []
+    for path in iter_files(dicom_dir):
+        position = listing.n_files
+        listing.update(path.relative_to(dicom_dir).as_posix())
+        if position < len(file_shards) and file_shards[position] == shard:
+            files.append(path)
+    check_listing(index, shard_index, listing)
+    patients = {patient for patient, s in index["patient_shards"].items() if s == shard}
     clinical = clinical[clinical["patient_id"].astype(str).isin(patients)]
     log.info(
         "shard %d of %d: %d patient(s), %d of the tree's %d files read",
-        shard, n_shards, len(clinical), len(own), len(listing),
+        shard, n_shards, len(clinical), len(files), listing.n_files,
     )  # fmt: skip
-    return [listing[i] for i in own], clinical
+    return files, clinical
 
 
 def gather_conversion(
