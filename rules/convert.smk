@@ -20,6 +20,14 @@ HEADER_MINUTES_PER_PATIENT = 0.005  # index_dicom reads every header of the tree
 # preprocessing at 512 px on one core: 4.8 s per scan, 1.3 scans per patient
 PREPROCESS_MINUTES_PER_PATIENT = 0.1
 GATHER_MINUTES_PER_PATIENT = 0.01
+# Memory (benchmarks/bench_memory.py --shard-scaling, docs/models.md): a conversion job holds the
+# header of every file it reads, 5.3 kB each (measured 0.27 MB per synthetic patient of 50 files);
+# real exports hold more files (thin slices, several reconstructions): assume up to 1,000 a patient.
+# The base covers the process and its two workers' volumes (161 MB each at 512 measured).
+CONVERT_BASE_MB = 1000
+CONVERT_MB_PER_PATIENT = 5.3
+# index_dicom keeps about 160 bytes a file (htct.dicom.sharding.FileUnit): 0.16 MB per patient at 1,000.
+INDEX_MB_PER_PATIENT = 0.2
 
 
 CONVERT_SHARDS = config["shards"]["convert"]
@@ -39,7 +47,7 @@ rule index_dicom:
         "../envs/dicom.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
+        mem_mb=shard_mem_mb(cohort_patients(), 1, CONVERT_BASE_MB, INDEX_MB_PER_PATIENT),
         runtime=shard_runtime(cohort_patients(), 1, HEADER_MINUTES_PER_PATIENT),
     params:
         n_shards=CONVERT_SHARDS,
@@ -64,7 +72,9 @@ rule convert_dicom_shard:
         "../envs/dicom.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
+        mem_mb=shard_mem_mb(
+            cohort_patients(), CONVERT_SHARDS, CONVERT_BASE_MB, CONVERT_MB_PER_PATIENT
+        ),
         runtime=shard_runtime(
             cohort_patients(),
             CONVERT_SHARDS,

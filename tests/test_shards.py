@@ -18,7 +18,7 @@ import yaml
 import htct.dicom.convert
 from htct.dicom import convert_tree, gather_conversion, plan_shards
 from htct.errors import HTCTInputError
-from htct.shards import check_shard, patients_per_shard, shard_of_patients, shard_runtime
+from htct.shards import check_shard, patients_per_shard, shard_mem_mb, shard_of_patients, shard_runtime
 from htct.testing.dicom import write_ct_series
 from tests.conftest import copy_workflow
 from tests.test_dicom import CLINICAL_HEADER, PATIENTS, build_tree
@@ -49,6 +49,13 @@ def test_shard_runtime_covers_twice_the_largest_shard_and_the_whole_cohort_part(
     assert shard_runtime(10_000, 20, 0.05) == 10 + 2 * 25
     assert shard_runtime(10_000, 20, 0.05, whole_cohort_minutes_per_patient=0.001) == 10 + 10 + 50
     assert shard_runtime(7, 3, 1.0) == 10 + 2 * 3  # the largest shard has 3 patients
+
+
+def test_shard_memory_grows_with_the_largest_shard_only():
+    assert shard_mem_mb(474, 1, 1000, 5.3) == 1000 + 2513  # the demo's size in one job
+    assert shard_mem_mb(10_000, 20, 1000, 5.3) == 1000 + 2650  # 500 patients a shard
+    assert shard_mem_mb(7, 3, 1000, 1.0) == 1000 + 3  # the largest shard has 3 patients
+    assert shard_mem_mb(10_000, 20, 4000, 0.0) == 4000
 
 
 def test_a_shard_outside_the_shards_is_refused():
@@ -84,7 +91,9 @@ def test_each_conversion_shard_reads_only_its_files_and_the_gather_equals_one_jo
     index = plan_shards(dicom, clinical, tmp_path / "index.json", 3)
     # Patients A01 B02 | C03 D04 | E05 by sorted blocks, but D04 and E05 are tied by the cut file.
     assert index["patient_shards"] == {"A01": 0, "B02": 0, "C03": 1, "D04": 1, "E05": 1}
-    assert plan_shards(dicom, clinical, tmp_path / "index2.json", 3, threads=2) == index  # headers in processes
+    assert (
+        plan_shards(dicom, clinical, tmp_path / "index2.json", 3, threads=2) == index
+    )  # headers in processes
     read: list[Path] = []
     reader = htct.dicom.convert.read_header
     monkeypatch.setattr(

@@ -165,3 +165,22 @@ def shard_runtime(
     """
     largest = patients_per_shard(n_patients, n_shards)
     return 10 + math.ceil(whole_cohort_minutes_per_patient * n_patients + 2 * minutes_per_patient * largest)
+
+
+def shard_mem_mb(n_patients: int, n_shards: int, base_mb: int, mb_per_patient: float) -> int:
+    """The memory (MB, sbatch --mem) to ask for one shard job whose memory grows with its patients.
+
+    Args:
+        n_patients: patients of the cohort.
+        n_shards: number of shards (1 for a job over the whole cohort).
+        base_mb: the job's memory without any patient (interpreter, libraries, worker processes).
+        mb_per_patient: measured growth per patient of the largest shard.
+
+    Returns:
+        Whole MB.
+
+    Example:
+        >>> shard_mem_mb(10_000, 20, 1000, 5.3)
+        3650
+    """
+    return base_mb + math.ceil(mb_per_patient * patients_per_shard(n_patients, n_shards))
