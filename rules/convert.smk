@@ -21,11 +21,11 @@ HEADER_MINUTES_PER_PATIENT = 0.005  # index_dicom reads every header of the tree
 PREPROCESS_MINUTES_PER_PATIENT = 0.1
 GATHER_MINUTES_PER_PATIENT = 0.01
 # Memory (benchmarks/bench_memory.py --shard-scaling, docs/models.md): a conversion job holds the
-# header of every file it reads, 5.3 kB each (measured 0.27 MB per synthetic patient of 50 files);
+# header of every file it reads, 6.3 kB each (measured 0.27-0.32 MB per synthetic patient of 50 files);
 # real exports hold more files (thin slices, several reconstructions): assume up to 1,000 a patient.
 # The base covers the process and its two workers' volumes (161 MB each at 512 measured).
 CONVERT_BASE_MB = 1000
-CONVERT_MB_PER_PATIENT = 5.3
+CONVERT_MB_PER_PATIENT = 6.4  # 1,000 files x 6.3 kB, rounded up
 # index_dicom keeps about 160 bytes a file (htct.dicom.sharding.FileUnit): 0.16 MB per patient at 1,000.
 INDEX_MB_PER_PATIENT = 0.2
 
