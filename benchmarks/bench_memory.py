@@ -13,8 +13,16 @@ thread, so the figures are per core):
 Then extrapolates to the paper-design cohort (474 patients, 613 scans) and to 10,000 scans: disk,
 core-hours, RAM per job, and the scans/s a GPU node must train at (and its loader deliver).
 
+With ``--shard-scaling K ...`` it measures instead how a shard job's peak RSS grows with the shard
+(what rules/convert.smk's and rules/preprocess.smk's ``mem_mb`` must follow): on ``--cohort`` (any
+matrix; preprocessing at ``--size``), for each K, shard 0 of K shards of conversion (the shard index
+made first, as rule index_dicom does, when K > 1) and of preprocessing, each in a fresh process on
+one thread; and the shard index job itself. Reports patients, files read, scans and peak RSS per
+job, and the MB per patient of the growth (least squares over the K).
+
 Run: python benchmarks/bench_memory.py [--patients 6 | --cohort resources/synthetic] [--loader-scans 48]
      [--out memory.json]
+     python benchmarks/bench_memory.py --cohort <a synthetic cohort> --shard-scaling 1 4 12 --size 48
 On a shared, loaded machine the times are upper bounds; say so next to them.
 """
 
@@ -135,6 +143,72 @@ def loader(folder: str, n_scans: int, batch_size: int) -> dict:
     return result
 
 
+def plan(cohort: str, index: str, n_shards: int) -> dict:
+    from htct.dicom import plan_shards
+
+    started = time.perf_counter()
+    result = plan_shards(f"{cohort}/dicom", f"{cohort}/clinical.csv", index, n_shards, threads=1)
+    return {"seconds": time.perf_counter() - started, "files_read": result["n_files"],
+            "patients": sum(result["patients_per_shard"]), "peak_rss_mb": _peak_rss_mb()}  # fmt: skip
+
+
+def convert_shard(cohort: str, work: str, n_shards: int, index: str) -> dict:
+    from htct.dicom import convert_tree, discover
+
+    read = 0
+    reader = discover.read_header
+
+    def counting(path: Path, root: Path) -> discover.SliceHeader:
+        nonlocal read
+        read += 1
+        return reader(path, root)
+
+    import htct.dicom.convert
+
+    htct.dicom.convert.read_header = counting  # one thread: headers are read in this process
+    started = time.perf_counter()
+    scans = convert_tree(f"{cohort}/dicom", f"{cohort}/clinical.csv", f"{work}/nifti", f"{work}/series.tsv",
+                         f"{work}/scans.tsv", threads=1, shard=0, n_shards=n_shards,
+                         shard_index=index if n_shards > 1 else None)  # fmt: skip
+    return {"seconds": time.perf_counter() - started, "files_read": read, "scans": len(scans),
+            "patients": int(scans["patient_id"].nunique()), "peak_rss_mb": _peak_rss_mb()}  # fmt: skip
+
+
+def preprocess_shard(scans_tsv: str, work: str, n_shards: int, size: int) -> dict:
+    from htct.preprocess import build_arrays
+
+    started = time.perf_counter()
+    index = build_arrays(scans_tsv, f"{work}/arrays", size=size, threads=1, shard=0, n_shards=n_shards)
+    return {"seconds": time.perf_counter() - started, "scans": len(index),
+            "patients": int(index["patient_id"].nunique()), "peak_rss_mb": _peak_rss_mb()}  # fmt: skip
+
+
+def shard_scaling(cohort: str, shard_counts: list[int], size: int, tmp: str) -> dict:
+    """Peak RSS of shard 0 of each count of shards, conversion and preprocessing; the growth per patient."""
+    result: dict = {"convert": [], "preprocess": [], "index": []}
+    for n_shards in shard_counts:
+        index = f"{tmp}/index{n_shards}.json"
+        if n_shards > 1:
+            result["index"].append(_in_fresh_process(plan, cohort, index, n_shards))
+        converted = _in_fresh_process(convert_shard, cohort, f"{tmp}/convert{n_shards}", n_shards, index)
+        result["convert"].append({"n_shards": n_shards, **converted})
+        print("convert", result["convert"][-1], flush=True)
+    # Preprocessing shards the whole cohort's scans table (the one-shard conversion's).
+    scans_tsv = f"{tmp}/convert{min(shard_counts)}/scans.tsv"
+    for n_shards in shard_counts:
+        prepared = _in_fresh_process(
+            preprocess_shard, scans_tsv, f"{tmp}/preprocess{n_shards}", n_shards, size
+        )
+        result["preprocess"].append({"n_shards": n_shards, **prepared})
+        print("preprocess", result["preprocess"][-1], flush=True)
+    for stage in ("convert", "preprocess"):
+        patients = np.array([job["patients"] for job in result[stage]], dtype=float)
+        rss = np.array([job["peak_rss_mb"] for job in result[stage]])
+        slope, intercept = np.polyfit(patients, rss, 1) if len(set(patients)) > 1 else (0.0, rss.mean())
+        result[f"{stage}_mb_per_patient"], result[f"{stage}_base_mb"] = float(slope), float(intercept)
+    return result
+
+
 def model(measured: dict) -> dict:
     """The figures of a cohort of n scans from the per-scan measurements."""
     conv, prep, steps = measured["convert"], measured["preprocess"], measured["train_step"]
@@ -178,9 +252,22 @@ def main() -> None:
     parser.add_argument("--loader-scans", type=int, default=48, help="rows of the loader's volumes.npy")
     parser.add_argument("--width", type=int, default=16, help="CTNet width (16: config/full_resolution.yaml)")
     parser.add_argument("--out", default="", help="also write the results as JSON here")
+    parser.add_argument("--shard-scaling", type=int, nargs="+", default=[], metavar="K",
+                        help="measure only shard 0 of K shards for each K (needs --cohort)")  # fmt: skip
+    parser.add_argument("--size", type=int, default=48, help="preprocess.size of --shard-scaling")
     args = parser.parse_args()
     measured: dict = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                       "load_average_at_start": os.getloadavg()}  # fmt: skip
+    if args.shard_scaling:
+        if not args.cohort:
+            parser.error("--shard-scaling needs --cohort")
+        with tempfile.TemporaryDirectory(prefix="bench_memory_") as tmp:
+            measured["shard_scaling"] = shard_scaling(args.cohort, sorted(args.shard_scaling), args.size, tmp)
+        measured["load_average_at_end"] = os.getloadavg()
+        print(json.dumps(measured, indent=2))
+        if args.out:
+            Path(args.out).write_text(json.dumps(measured, indent=2) + "\n")
+        return
     with tempfile.TemporaryDirectory(prefix="bench_memory_") as tmp:
         cohort = args.cohort or f"{tmp}/cohort"
         if not args.cohort:

@@ -5,7 +5,10 @@ not timed), then for each shard count runs the convert and preprocess stages fro
 ``results/`` through the SLURM executor (profiles/slurm-cpu's settings) and reads every job's
 ``benchmark:`` TSV. Reports per stage: jobs, wall time of the stage's jobs, seconds per scan (job
 seconds / scans of its shard), peak RSS per job (Snakemake's max_rss), and the total wall time of
-the run (submission, queueing and the gathers included).
+the run (submission, queueing and the gathers included). With several shards, conversion starts
+with the ``index_dicom`` job (every header read once; stage "index"), and each conversion shard's
+row says how many of the tree's files it read (``files_read``, from the shard index; one shard
+reads them all) and, from its log, that it read no other.
 
 The cluster is tests/slurm/start-cluster.sh's (started here when none is up, with
 ``--no-accounting``, and stopped at the end; job states then come from squeue). With one 2-core
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +39,7 @@ from htct.testing.workflow import REPO, copy_workflow
 
 SLURM_TESTS = REPO / "tests" / "slurm"
 STAGES = {"convert_dicom_shard": "convert", "preprocess_shard": "preprocess"}
+SHARD_LOG = re.compile(r"shard (\d+) of (\d+): \d+ patient\(s\), (\d+) of the tree's (\d+) files read")
 SLURM_ARGS = [
     "--executor", "slurm", "--jobs", "8", "--latency-wait", "10", "--slurm-init-seconds-before-status-checks", "1",
     "--slurm-status-command", "squeue", "--default-resources", "mem_mb=1500", "runtime=120",
@@ -57,10 +62,31 @@ def snakemake(workdir: Path, *args: str) -> float:
     return time.perf_counter() - started
 
 
+def files_read(workdir: Path, n_shards: int) -> list[int]:
+    """Files each conversion shard read: the shard index's count, checked against the shard's log."""
+    tree = workdir / "resources/synthetic/dicom"
+    if n_shards == 1:
+        return [sum(1 for path in tree.rglob("*") if path.is_file())]
+    index = json.loads((workdir / "results/shards/convert/index.json").read_text())
+    for shard in range(n_shards):
+        logged = SHARD_LOG.search((workdir / f"logs/convert_dicom/shard{shard}.log").read_text())
+        if logged is None or int(logged[3]) != index["files_per_shard"][shard]:
+            raise SystemExit(f"convert shard {shard}: its log does not say it read the index's files")
+    if sum(index["files_per_shard"]) != index["n_files"]:
+        raise SystemExit("the shards' files do not add up to the tree's")
+    return index["files_per_shard"]
+
+
 def jobs_of_run(workdir: Path, n_shards: int) -> pd.DataFrame:
-    """One row per shard job: stage, shard, scans, seconds, s/scan, max RSS (MB)."""
+    """One row per job of the sharded stages: stage, shard, scans, files read, seconds, s/scan, max RSS (MB)."""
     scans = pd.read_csv(workdir / "results/qc/scans.tsv", sep="\t", dtype={"patient_id": str})
+    read = files_read(workdir, n_shards)
     rows = []
+    if n_shards > 1:
+        bench = pd.read_csv(workdir / "logs/benchmarks/index_dicom.tsv", sep="\t").iloc[-1]
+        rows.append({"stage": "index", "shard": -1, "scans": len(scans), "files_read": sum(read),
+                     "seconds": float(bench["s"]), "s_per_scan": float(bench["s"]) / max(len(scans), 1),
+                     "max_rss_mb": float(bench["max_rss"])})  # fmt: skip
     for rule, stage in STAGES.items():
         for shard in range(n_shards):
             bench = pd.read_csv(workdir / f"logs/benchmarks/{rule}{shard}.tsv", sep="\t").iloc[-1]
@@ -71,7 +97,8 @@ def jobs_of_run(workdir: Path, n_shards: int) -> pd.DataFrame:
 
                 shard_of = shard_of_patients(scans["patient_id"], n_shards)
                 n = int((scans["patient_id"].map(shard_of) == shard).sum())
-            rows.append({"stage": stage, "shard": shard, "scans": n, "seconds": float(bench["s"]),
+            rows.append({"stage": stage, "shard": shard, "scans": n,
+                         "files_read": read[shard] if stage == "convert" else None, "seconds": float(bench["s"]),
                          "s_per_scan": float(bench["s"]) / max(n, 1), "max_rss_mb": float(bench["max_rss"])})  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -123,7 +150,8 @@ def main() -> None:
             summary = {
                 stage: {
                     "jobs": len(group),
-                    "threads_per_job": threads,
+                    "threads_per_job": 2 if stage == "index" else threads,  # index_dicom: the rule's 2
+                    "files_read_max": group["files_read"].max(),
                     "job_seconds_sum": group["seconds"].sum(),
                     "job_seconds_max": group["seconds"].max(),
                     "s_per_scan": group["seconds"].sum() / n_scans,

@@ -55,7 +55,7 @@ wildcard_constraints:
 SYNTHETIC = bool(config["data"]["synthetic"])
 
 from htct.names import display_name
-from htct.shards import shard_runtime
+from htct.shards import shard_mem_mb, shard_runtime
 
 
 def validate_sheets():

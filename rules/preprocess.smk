@@ -21,6 +21,9 @@ rule preprocess_shard:
         "../envs/dicom.yaml"
     threads: 2
     resources:
+        # Fixed: a preprocessing job streams one scan at a time into memory-mapped arrays, so its peak
+        # RSS does not grow with its shard (127-130 MB for 5 to 60 patients on one thread, measured
+        # with benchmarks/bench_memory.py --shard-scaling: docs/models.md); 261 MB a process at 512.
         mem_mb=4000,
         runtime=shard_runtime(
             cohort_patients(), PREPROCESS_SHARDS, PREPROCESS_MINUTES_PER_PATIENT

@@ -1,6 +1,7 @@
 """Snakemake script of rules convert_dicom_shard and counterfactual_convert: DICOM tree -> NIfTIs + QC tables.
 
-One shard of the cohort's patients (params shard, n_shards) or, without them, the whole tree (htct.dicom).
+One shard of the cohort's patients (params shard, n_shards; its files from input index) or, without them,
+the whole tree (htct.dicom).
 """
 
 import logging
@@ -26,5 +27,6 @@ convert_tree(
     threads=snakemake.threads,
     shard=snakemake.params.get("shard", 0),
     n_shards=snakemake.params.get("n_shards", 1),
+    shard_index=snakemake.input.get("index") or None,  # rule index_dicom's, with more than one shard
     **snakemake.params.convert,  # config["convert"]: min_slices, gantry_tilt, max_spacing_deviation_mm
 )

@@ -15,9 +15,13 @@ import pandas as pd
 import pytest
 import yaml
 
+import htct.dicom.convert
+from htct.dicom import convert_tree, gather_conversion, plan_shards
 from htct.errors import HTCTInputError
-from htct.shards import check_shard, patients_per_shard, shard_of_patients, shard_runtime
+from htct.shards import check_shard, patients_per_shard, shard_mem_mb, shard_of_patients, shard_runtime
+from htct.testing.dicom import write_ct_series
 from tests.conftest import copy_workflow
+from tests.test_dicom import CLINICAL_HEADER, PATIENTS, build_tree
 
 GATHERED = [
     "results/qc/series.tsv",
@@ -47,9 +51,93 @@ def test_shard_runtime_covers_twice_the_largest_shard_and_the_whole_cohort_part(
     assert shard_runtime(7, 3, 1.0) == 10 + 2 * 3  # the largest shard has 3 patients
 
 
+def test_shard_memory_grows_with_the_largest_shard_only():
+    assert shard_mem_mb(474, 1, 1000, 5.3) == 1000 + 2513  # the demo's size in one job
+    assert shard_mem_mb(10_000, 20, 1000, 5.3) == 1000 + 2650  # 500 patients a shard
+    assert shard_mem_mb(7, 3, 1000, 1.0) == 1000 + 3  # the largest shard has 3 patients
+    assert shard_mem_mb(10_000, 20, 4000, 0.0) == 4000
+
+
 def test_a_shard_outside_the_shards_is_refused():
     with pytest.raises(HTCTInputError, match="numbered 0 to 2"):
         check_shard(3, 3)
+
+
+def _tree_with_a_shared_folder(root: Path) -> Path:
+    """test_dicom's tree (faults, an unknown patient, a text file) and a folder of two patients: an axial
+    series of D04, a scout of E05 and a file cut inside its file meta (no PatientID, no series), which
+    one job links to D04's series (the folder's one axial series) but to no patient (two in the folder)."""
+    build_tree(root / "dicom")
+    mixed = root / "dicom" / "mixed"
+    axial = write_ct_series(mixed, patient_id="MRN-4004", file_names=[f"d{k:02d}.dcm" for k in range(24)])
+    write_ct_series(mixed, patient_id="MRN-5005", n_slices=1, image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"),
+                    file_names=["e00.dcm"])  # fmt: skip
+    (mixed / "cut.dcm").write_bytes(axial[3].read_bytes()[:200])
+    clinical = root / "clinical.csv"
+    patients = {mrn: pid for mrn, (pid, _) in PATIENTS.items()} | {"MRN-4004": "D04", "MRN-5005": "E05"}
+    clinical.write_text(
+        CLINICAL_HEADER + "".join(f"{pid},{mrn},1,60,F,none\n" for mrn, pid in patients.items())
+    )
+    return clinical
+
+
+def test_each_conversion_shard_reads_only_its_files_and_the_gather_equals_one_job(tmp_path, monkeypatch):
+    clinical = _tree_with_a_shared_folder(tmp_path)
+    dicom, out = tmp_path / "dicom", tmp_path / "out"
+    tables = ("series.tsv", "scans.tsv")
+    convert_tree(dicom, clinical, out / "nifti", out / tables[0], out / tables[1])
+    one = out.rename(tmp_path / "one_job")
+
+    index = plan_shards(dicom, clinical, tmp_path / "index.json", 3)
+    # Patients A01 B02 | C03 D04 | E05 by sorted blocks, but D04 and E05 are tied by the cut file.
+    assert index["patient_shards"] == {"A01": 0, "B02": 0, "C03": 1, "D04": 1, "E05": 1}
+    assert (
+        plan_shards(dicom, clinical, tmp_path / "index2.json", 3, threads=2) == index
+    )  # headers in processes
+    read: list[Path] = []
+    reader = htct.dicom.convert.read_header
+    monkeypatch.setattr(
+        htct.dicom.convert, "read_header", lambda path, root: read.append(path) or reader(path, root)
+    )
+    shard_reads = []
+    for shard in range(3):
+        read.clear()
+        convert_tree(dicom, clinical, tmp_path / f"s{shard}" / "nifti", tmp_path / f"s{shard}" / tables[0],
+                     tmp_path / f"s{shard}" / tables[1], shard=shard, n_shards=3,
+                     shard_index=tmp_path / "index.json")  # fmt: skip
+        shard_reads.append(set(read))
+        assert len(read) == index["files_per_shard"][shard]  # each of its files once, no other
+    every_file = {path for path in dicom.rglob("*") if path.is_file()}
+    assert set.union(*shard_reads) == every_file and sum(map(len, shard_reads)) == len(every_file)
+    assert {dicom / "mixed" / name for name in ("cut.dcm", "e00.dcm", "d00.dcm")} <= shard_reads[1]
+    assert not shard_reads[2]  # an empty shard is allowed (more shards than units)
+
+    gather_conversion([tmp_path / f"s{k}" / "nifti" for k in range(3)],
+                      [tmp_path / f"s{k}" / tables[0] for k in range(3)],
+                      [tmp_path / f"s{k}" / tables[1] for k in range(3)],
+                      out / "nifti", out / tables[0], out / tables[1])  # fmt: skip
+    for name in tables:
+        assert filecmp.cmp(one / name, out / name, shallow=False), name
+    qc = pd.read_csv(out / tables[0], sep="\t", dtype=str, keep_default_na=False)
+    assert "a slice of series" in qc.loc[qc["patient_id"] == "", "reason"].str.cat()  # the cut file, linked
+    niftis = sorted(path.name for path in (one / "nifti").iterdir())
+    assert niftis == sorted(path.name for path in (out / "nifti").iterdir()) and "D04_scan1.nii.gz" in niftis
+    for name in niftis:
+        assert filecmp.cmp(one / "nifti" / name, out / "nifti" / name, shallow=False), name
+
+
+def test_a_stale_or_missing_shard_index_is_refused(tmp_path):
+    clinical = _tree_with_a_shared_folder(tmp_path)
+    dicom, out = tmp_path / "dicom", tmp_path / "out"
+    plan_shards(dicom, clinical, tmp_path / "index.json", 2)
+    args = (dicom, clinical, out / "nifti", out / "q.tsv", out / "s.tsv")
+    with pytest.raises(HTCTInputError, match="needs the shard index"):
+        convert_tree(*args, shard=0, n_shards=2)
+    with pytest.raises(HTCTInputError, match="into 2 shards, not 3"):
+        convert_tree(*args, shard=0, n_shards=3, shard_index=tmp_path / "index.json")
+    (dicom / "mixed" / "late.dcm").write_bytes(b"arrived after the index")
+    with pytest.raises(HTCTInputError, match="changed since"):
+        convert_tree(*args, shard=1, n_shards=2, shard_index=tmp_path / "index.json")
 
 
 def _run(workdir: Path, configfiles: list[str]) -> None:

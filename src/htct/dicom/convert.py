@@ -30,7 +30,7 @@ from htct.dicom.series import (
 )
 from htct.dicom.volume import PixelDataError, build_hu_volume, write_nifti
 from htct.errors import HTCTInputError
-from htct.shards import check_shard, shard_of_patients
+from htct.shards import ListingDigest, check_listing, read_shard_index
 
 log = logging.getLogger(__name__)
 
@@ -105,17 +105,26 @@ def _read_headers(paths: list[Path], dicom_dir: Path, threads: int) -> list[Slic
     return [read_header(path, dicom_dir) for path in paths]
 
 
-def discover_series(dicom_dir: Path, threads: int = 1) -> list[Series]:
-    """Every file under ``dicom_dir``, found by content and grouped by SeriesInstanceUID.
+def discover_series(
+    dicom_dir: Path, threads: int = 1, files: list[Path] | None = None, require_image: bool = True
+) -> list[Series]:
+    """Every file under ``dicom_dir`` (or only ``files``), found by content and grouped by SeriesInstanceUID.
 
     A file that is not a usable DICOM image is a one-file ``Series`` with an empty ``uid`` (its QC
     row gives the problem).
 
+    Args:
+        dicom_dir: root of the tree.
+        threads: processes for the header reading (large trees only).
+        files: the files to read, in ``iter_files`` order (one conversion shard's: :func:`htct.dicom.sharding.plan_shards`);
+            None reads the whole tree.
+        require_image: refuse a tree without any DICOM image (a shard's files may hold none).
+
     Raises:
-        HTCTInputError: no DICOM image in the tree.
+        HTCTInputError: no DICOM image among the files (``require_image``).
     """
-    headers = _read_headers(list(iter_files(dicom_dir)), dicom_dir, threads)
-    if not any(not h.problem for h in headers):
+    headers = _read_headers(list(iter_files(dicom_dir)) if files is None else files, dicom_dir, threads)
+    if require_image and not any(not h.problem for h in headers):
         raise HTCTInputError(
             f"no DICOM image found in {dicom_dir} ({len(headers)} files looked at); point data: dicom_dir "
             "in config.yaml at the folder holding the exported DICOM files"
@@ -163,10 +172,7 @@ def link_unreadable_files(series: Iterable[Series], patient_of: dict[str, str]) 
                 in_folder[folder].append(s)
     for broken in series:
         header = broken.first
-        if broken.uid or not (
-            header.problem == "DICOM file without SeriesInstanceUID"
-            or header.problem.startswith("unreadable DICOM header")
-        ):
+        if not _is_linkable(broken):
             continue
         siblings = [
             s for s in in_folder.get(header.path.parent, [])
@@ -192,6 +198,16 @@ def link_unreadable_files(series: Iterable[Series], patient_of: dict[str, str]) 
         header.problem += (
             f" ({cut or 'unreadable'}: a slice of series {series_key(owner.uid)} in its folder?)"
         )
+
+
+def _is_linkable(s: Series) -> bool:
+    """A file that lost its SeriesInstanceUID or whose header is unreadable (``link_unreadable_files``)."""
+    return not s.uid and is_linkable_problem(s.first.problem)
+
+
+def is_linkable_problem(problem: str) -> bool:
+    """The problem of a file that ``link_unreadable_files`` ties to a series of its folder."""
+    return problem == "DICOM file without SeriesInstanceUID" or problem.startswith("unreadable DICOM header")
 
 
 def rank_studies(images: Iterable[Series]) -> None:
@@ -441,6 +457,7 @@ def convert_tree(
     uneven_spacing: str = "equalise",
     shard: int = 0,
     n_shards: int = 1,
+    shard_index: str | Path | None = None,
 ) -> pd.DataFrame:
     """Convert every acceptable axial CT study under ``dicom_dir`` to ``{nifti_dir}/{scan_id}.nii.gz``.
 
@@ -465,18 +482,19 @@ def convert_tree(
         uneven_spacing: "equalise" (resample unevenly spaced series to even spacing, as dcm2niix) or
             "refuse" (exclude them). Gaps that leave a hole (missing slices) are refused either way.
         threads: CPU cores to use (series in parallel processes, or slice reads and gzip in threads).
-        shard: with ``n_shards`` > 1, convert only the patients of this shard (``htct.shards``) and
-            write their QC rows; shard 0 also holds the rows of files and series of no patient.
-            Every shard still reads the headers of the whole tree (series are found by content, and
-            a patient's study ranks count all its studies); :func:`gather_conversion` joins them.
+        shard: with ``n_shards`` > 1, read and convert only the files of this shard (the
+            ``shard_index`` of :func:`htct.dicom.sharding.plan_shards`: its patients' files, and on shard 0 the files of
+            no patient) and write their QC rows; :func:`gather_conversion` joins the shards.
         n_shards: number of shards of the cohort's patients.
+        shard_index: the shard index (needed with ``n_shards`` > 1); the tree is listed, by name
+            only, to find the shard's files.
 
     Returns:
         The scans table (also written to ``scans_tsv``).
 
     Raises:
         HTCTInputError: ``dicom_dir`` missing or without any DICOM file, unreadable clinical sheet,
-            unsupported option.
+            unsupported option, a missing or stale shard index.
 
     Example:
         >>> scans = convert_tree("dicom/", "clinical.csv", "results/nifti", "results/qc/series.tsv",
@@ -490,29 +508,50 @@ def convert_tree(
     patient_of = dict(
         zip(clinical["dicom_patient_id"].astype(str), clinical["patient_id"].astype(str), strict=True)
     )
-    series = discover_series(dicom_dir, threads)
+    files = None
+    if n_shards > 1:
+        files, clinical = _shard_part(dicom_dir, clinical, shard, n_shards, shard_index)
+    # A shard's files are whole units of the one-job run (plan_shards), so the rules below decide for
+    # them exactly what one job decides.
+    series = discover_series(dicom_dir, threads, files, require_image=files is None)
     nifti_dir.mkdir(parents=True, exist_ok=True)  # also when nothing is kept: Snakemake expects the folder
     images = [s for s in series if s.uid]
     classify_images(images, patient_of, min_slices=min_slices, gantry_tilt=gantry_tilt,
                     max_spacing_deviation_mm=max_spacing_deviation_mm, uneven_spacing=uneven_spacing)  # fmt: skip
     link_unreadable_files(series, patient_of)
     rank_studies(images)
-    if n_shards > 1:
-        series, images, clinical = _shard_part(series, clinical, shard, n_shards)
     convert_studies(images, nifti_dir, threads)
     return write_tables(series, clinical, qc_tsv, scans_tsv)
 
 
 def _shard_part(
-    series: list[Series], clinical: pd.DataFrame, shard: int, n_shards: int
-) -> tuple[list[Series], list[Series], pd.DataFrame]:
-    """The series, images and clinical rows of one shard (patient-less rows go to shard 0)."""
-    check_shard(shard, n_shards)
-    shard_of = shard_of_patients(clinical["patient_id"].astype(str), n_shards)
-    series = [s for s in series if shard_of.get(s.patient_id, 0) == shard]
-    clinical = clinical[clinical["patient_id"].astype(str).map(shard_of) == shard]
-    log.info("shard %d of %d: %d patient(s), %d series/files", shard, n_shards, len(clinical), len(series))
-    return series, [s for s in series if s.uid], clinical
+    dicom_dir: Path, clinical: pd.DataFrame, shard: int, n_shards: int, shard_index: str | Path | None
+) -> tuple[list[Path], pd.DataFrame]:
+    """The files (in listing order) and clinical rows of one shard, from the shard index.
+
+    The tree is listed by name only; just the shard's own paths are kept (a shard's memory follows
+    its files, not the tree's).
+    """
+    if shard_index is None:
+        raise HTCTInputError(
+            f"conversion in {n_shards} shards needs the shard index (htct.dicom.sharding.plan_shards: "
+            "rule index_dicom)"
+        )
+    index = read_shard_index(shard_index, shard, n_shards)
+    file_shards, listing, files = index["file_shards"], ListingDigest(), []
+    for path in iter_files(dicom_dir):
+        position = listing.n_files
+        listing.update(path.relative_to(dicom_dir).as_posix())
+        if position < len(file_shards) and file_shards[position] == shard:
+            files.append(path)
+    check_listing(index, shard_index, listing)
+    patients = {patient for patient, s in index["patient_shards"].items() if s == shard}
+    clinical = clinical[clinical["patient_id"].astype(str).isin(patients)]
+    log.info(
+        "shard %d of %d: %d patient(s), %d of the tree's %d files read",
+        shard, n_shards, len(clinical), len(files), listing.n_files,
+    )  # fmt: skip
+    return files, clinical
 
 
 def gather_conversion(
