@@ -284,7 +284,9 @@ class Trainer:
             metric = -(val_auc if not np.isnan(val_auc) else -np.inf)
         first_selectable = min(config.min_epochs, config.epochs)
         selectable = epoch >= first_selectable
-        if epoch <= first_selectable or (selectable and metric < state.best_metric - max(config.min_delta, 1e-6)):
+        if epoch <= first_selectable or (
+            selectable and metric < state.best_metric - max(config.min_delta, 1e-6)
+        ):
             state.best_metric, state.best_epoch, state.epochs_without_improvement = metric, epoch, 0
             state.best_state = {
                 k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()
