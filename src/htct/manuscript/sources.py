@@ -204,7 +204,8 @@ def preprocessing(out: Outputs) -> list[tuple[str, Value]]:
 
 
 def models(out: Outputs, names: Sequence[str], k_folds: int = 0) -> list[dict[str, Any]]:
-    """Each model's display name, epochs run (per fold after a k-fold training) and threshold."""
+    """Each model's display name, epochs run (per fold after a k-fold training), the epoch kept
+    (the selected one, ``best_epoch``) and threshold."""
     rows = []
     for name in names:
         files = model_files(name, k_folds)
@@ -215,6 +216,11 @@ def models(out: Outputs, names: Sequence[str], k_folds: int = 0) -> list[dict[st
                 "threshold": (
                     out.json(files["threshold"], "threshold", decimals=3)
                     if out.exists(files["threshold"])
+                    else None
+                ),
+                "kept": (
+                    out.json(files["threshold"], "best_epoch")
+                    if out.exists(files["threshold"]) and k_folds < 2
                     else None
                 ),
             }
