@@ -327,3 +327,22 @@ def test_min_delta_is_validated():
     assert TrainConfig.from_mapping({}).min_delta == 0.02  # the schema's default
     with pytest.raises(ValueError, match="min_delta"):
         TrainConfig.from_mapping({"min_delta": -0.1})
+
+
+def test_constant_schedule_holds_the_peak_rate_after_the_warm_up(toy, tmp_path):
+    cfg = {**FAST, "epochs": 4, "warmup_fraction": 0.25, "min_epochs": 4}
+    constant = train_model("soundari2022", toy["volumes"], toy["index"], toy["split"], tmp_path / "c",
+                           schedule="constant", **cfg)  # fmt: skip
+    lr = pd.read_csv(tmp_path / "c" / "epochs.tsv", sep="\t")["lr"].tolist()
+    assert lr == pytest.approx([FAST["lr"]] * 4)  # logged after each epoch: the warm-up is epoch 1's steps
+    from htct.train.trainer import WarmupThenConstant
+
+    factor = WarmupThenConstant(10)
+    assert [factor(0), factor(5), factor(10), factor(1000)] == pytest.approx([0.04, 0.52, 1.0, 1.0])
+    train_model("soundari2022", toy["volumes"], toy["index"], toy["split"], tmp_path / "o", **cfg)
+    one_cycle = pd.read_csv(tmp_path / "o" / "epochs.tsv", sep="\t")["lr"].tolist()
+    assert one_cycle[-1] < FAST["lr"] / 100  # annealed to about zero at the last epoch
+    assert constant["epochs_run"] == 4
+    with pytest.raises(ValueError, match="schedule"):
+        train_model("soundari2022", toy["volumes"], toy["index"], toy["split"], tmp_path / "x",
+                    schedule="cosine", **cfg)  # fmt: skip

@@ -38,6 +38,8 @@ class TrainConfig:
         seed: seeds weight initialisation, data order and augmentation.
         num_workers: DataLoader workers on GPU machines (CPU runs read in the main process).
         warmup_fraction: share of the one-cycle schedule spent rising to the peak rate.
+        schedule: "one_cycle" (warm-up, then cosine annealing to zero) or "constant" (the same
+            warm-up, then the peak rate to the end).
         model_options: per model name, constructor options on top of the registry's defaults.
         threads: CPU threads for torch (None: torch's default); the job's threads in the workflow.
     """
@@ -55,6 +57,7 @@ class TrainConfig:
     seed: int
     num_workers: int
     warmup_fraction: float
+    schedule: Literal["one_cycle", "constant"]
     model_options: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     threads: int | None = None
 
@@ -63,6 +66,8 @@ class TrainConfig:
             raise ValueError(f"train.monitor must be val_loss or val_auc, not {self.monitor!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"train.device must be auto, cpu or cuda, not {self.device!r}")
+        if self.schedule not in ("one_cycle", "constant"):
+            raise ValueError(f"train.schedule must be one_cycle or constant, not {self.schedule!r}")
         if not self.min_delta >= 0:
             raise ValueError(f"train.min_delta must be >= 0, not {self.min_delta!r}")
 

@@ -76,6 +76,19 @@ def _plain(obj: object) -> object:
     return obj
 
 
+class WarmupThenConstant:
+    """LambdaLR factor: a linear rise from 1/25 of the peak (one-cycle's start) over ``warmup_steps``,
+    then the peak rate to the end. A class, not a lambda, so the scheduler's state is checkpointed."""
+
+    def __init__(self, warmup_steps: int) -> None:
+        self.warmup_steps = warmup_steps
+
+    def __call__(self, step: int) -> float:
+        if step >= self.warmup_steps:
+            return 1.0
+        return 1 / 25 + (1 - 1 / 25) * step / self.warmup_steps
+
+
 class Trainer:
     """Trains ``model_name`` on part == train of a split and writes the rule's outputs.
 
@@ -169,19 +182,25 @@ class Trainer:
     def configure_optimizers(
         self,
     ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, nn.Module]:
-        """AdamW, a one-cycle schedule (warm-up: ``warmup_fraction``) and BCE with ``pos_weight`` = negatives / positives."""
+        """AdamW, the ``schedule`` (warm-up: ``warmup_fraction``) and BCE with ``pos_weight`` = negatives / positives."""
         y_train = self.parts.labels(self.rows["train"])
         n_pos = float(y_train.sum())
         pos_weight = torch.tensor([(len(y_train) - n_pos) / n_pos], device=self.device)
         optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
         )
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=self.config.lr,
-            total_steps=self.config.epochs * self.steps_per_epoch,
-            pct_start=self.config.warmup_fraction,
-        )
+        total_steps = self.config.epochs * self.steps_per_epoch
+        if self.config.schedule == "constant":
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, WarmupThenConstant(max(1, int(self.config.warmup_fraction * total_steps)))
+            )
+        else:
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer,
+                max_lr=self.config.lr,
+                total_steps=total_steps,
+                pct_start=self.config.warmup_fraction,
+            )
         return optimizer, scheduler, nn.BCEWithLogitsLoss(pos_weight=pos_weight)
 
     # -- checkpoints --------------------------------------------------------------------------------
