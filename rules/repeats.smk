@@ -12,6 +12,7 @@ from htct.repeats import (
     repeat_split_seed,
     repeat_train_config,
     scope_files,
+    scope_model_files,
 )
 
 REPEATS = config["repeats"]
@@ -116,16 +117,8 @@ rule repeats_summary:
     input:
         metrics=lambda wc: scope_files(REPEATS, wc.scope, "metrics.tsv"),
         claims=lambda wc: scope_files(REPEATS, wc.scope, "claims.tsv"),
-        epochs=lambda wc: [
-            f
-            for model in REPEATS["models"]
-            for f in scope_files(REPEATS, wc.scope, f"models/{model}/epochs.tsv")
-        ],
-        thresholds=lambda wc: [
-            f
-            for model in REPEATS["models"]
-            for f in scope_files(REPEATS, wc.scope, f"models/{model}/threshold.json")
-        ],
+        epochs=lambda wc: scope_model_files(REPEATS, wc.scope, "epochs.tsv"),
+        thresholds=lambda wc: scope_model_files(REPEATS, wc.scope, "threshold.json"),
         headline="results/evaluation/metrics.tsv",
         values=config["paper"]["values"],
     output:

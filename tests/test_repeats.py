@@ -19,7 +19,7 @@ from htct.paper.repeats import (
     scans_of_split,
     spread_table,
 )
-from htct.repeats import repeat_ids, repeat_seeds, run_targets, scope_repeats
+from htct.repeats import repeat_ids, repeat_seeds, run_targets, scope_model_files, scope_repeats
 from htct.split import check_split, make_image_split, make_split, patients_in_several_parts
 from htct.train import TrainConfig
 from htct.train.data import assign_parts
@@ -55,6 +55,13 @@ def test_repeat_names_and_seeds():
     assert not any("leakage" in t for t in run_targets(repeats))
     assert "results/repeats/run/leakage.html" in run_targets({**repeats, "image_split": True})
     assert run_targets({**repeats, "splits": 0}) == []
+    two_models = {**repeats, "models": ["ctnet", "soundari2022"]}
+    assert scope_model_files(two_models, "run", "epochs.tsv") == [
+        "results/repeats/patient/split1_seed1/models/ctnet/epochs.tsv",
+        "results/repeats/patient/split2_seed1/models/ctnet/epochs.tsv",
+        "results/repeats/patient/split1_seed1/models/soundari2022/epochs.tsv",
+        "results/repeats/patient/split2_seed1/models/soundari2022/epochs.tsv",
+    ]
 
 
 def test_patient_level_repeats_redraw_the_test_patients_without_leaking():

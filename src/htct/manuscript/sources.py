@@ -10,6 +10,7 @@ repeats, the counterfactuals of an own cohort, the reader study) gives ``None``,
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -118,11 +119,11 @@ def exclusion_kinds(out: Outputs) -> list[tuple[str, Value]]:
     """The excluded series grouped by the kind of their reason, most frequent first: (kind, count).
     The count is a Value whose selector picks the rows of that kind (``reason^``)."""
     series = out.table(SERIES)
-    kinds = [reason_kind(r) for r in series.loc[series["status"] == "excluded", "reason"]]
-    ordered = sorted(set(kinds), key=lambda kind: (-kinds.count(kind), kind))
+    kinds = Counter(reason_kind(r) for r in series.loc[series["status"] == "excluded", "reason"])
+    ordered = sorted(kinds, key=lambda kind: (-kinds[kind], kind))
     grouped = [(kind, out.count(SERIES, status="excluded", **{"reason" + KIND: kind})) for kind in ordered]
     # a kind that is the start of another kind's text would count that kind's series too
-    assert sum(count.value for _, count in grouped) == len(kinds), "QC reason kinds overlap"
+    assert sum(count.value for _, count in grouped) == kinds.total(), "QC reason kinds overlap"
     return grouped
 
 
@@ -136,7 +137,7 @@ def cohort(out: Outputs) -> dict[str, Any]:
         "patients_included": out.count(PATIENTS, status="included"),
         "patients_excluded": [
             (
-                out.text(PATIENTS, "reason", **{ROW: str(_first(patients, "reason", r))}),
+                out.text(PATIENTS, "reason", **_first(patients, "reason", r)),
                 out.count(PATIENTS, reason=r),
             )
             for r in patient_reasons
@@ -156,9 +157,9 @@ def _is_p_value(column: str) -> bool:
     return column == "p" or column.endswith(" p") or column.startswith("p_")
 
 
-def _first(table, column: str, value: str) -> int:
-    """Position of the first row whose `column` is `value` (to cite a reason once)."""
-    return int((table[column] == value).to_numpy().argmax())
+def _first(table, column: str, value: str) -> dict[str, str]:
+    """The selector of the first row whose `column` is `value` (to cite a value once)."""
+    return {ROW: str(int((table[column] == value).to_numpy().argmax()))}
 
 
 def numbers_cohort(out: Outputs) -> dict[str, Value]:
@@ -332,7 +333,7 @@ def audit(out: Outputs) -> dict[str, Any] | None:
     return {
         "checks": out.count(AUDIT),
         "by_result": [
-            (out.text(AUDIT, "result", **{ROW: str(_first(table, "result", r))}), out.count(AUDIT, result=r))
+            (out.text(AUDIT, "result", **_first(table, "result", r)), out.count(AUDIT, result=r))
             for r in results
         ],
         "inconsistent": [
@@ -372,9 +373,9 @@ def interval_table(
             line.append(
                 {k: out.cell(file, k, decimals=places, **where) for k in ("estimate", "lower", "upper")}
             )
-        first = out.text(file, row, **{ROW: str(_first(table, row, name))})
+        first = out.text(file, row, **_first(table, row, name))
         cells.append((first, line))
-    headers = [out.text(file, column, **{ROW: str(_first(table, column, metric))}) for metric in columns]
+    headers = [out.text(file, column, **_first(table, column, metric)) for metric in columns]
     return {"file": file, "columns": headers, "rows": cells}
 
 
@@ -413,8 +414,8 @@ def table1(out: Outputs) -> dict[str, Any] | None:
         )
     headers = [
         {
-            "group": out.text(TABLE1, "group", **{ROW: str(_first(table, "group", g))}),
-            "n": out.cell(TABLE1, "group_n", **{ROW: str(_first(table, "group", g))}),
+            "group": out.text(TABLE1, "group", **_first(table, "group", g)),
+            "n": out.cell(TABLE1, "group_n", **_first(table, "group", g)),
         }
         for g in groups
     ]
@@ -456,17 +457,17 @@ def paper_layout(out: Outputs, part: str) -> dict[str, Any] | None:
             cell = {key: out.text(file, key, **where) for key in ("run", "paper", "note")}
             cell["oracle"] = table.loc[picked[0], "status"] == "oracle"
             line.append(cell)
-        rows.append((out.text(file, "row", **{ROW: str(_first(table, "row", name))}), line))
+        rows.append((out.text(file, "row", **_first(table, "row", name)), line))
     marks = [m for m in dict.fromkeys(table["note"]) if m]
     return {
         "file": file,
         "page": LAYOUT_PAGES[part] if out.exists(LAYOUT_PAGES[part]) else file,
-        "columns": [out.text(file, "column", **{ROW: str(_first(table, "column", c))}) for c in columns],
+        "columns": [out.text(file, "column", **_first(table, "column", c)) for c in columns],
         "rows": rows,
         "footnotes": [
             (
-                out.text(file, "note", **{ROW: str(_first(table, "note", m))}),
-                out.text(file, "footnote", **{ROW: str(_first(table, "note", m))}),
+                out.text(file, "note", **_first(table, "note", m)),
+                out.text(file, "footnote", **_first(table, "note", m)),
             )
             for m in marks
         ],

@@ -320,13 +320,14 @@ def convergence_table(epochs: Sequence[str], thresholds: Sequence[str]) -> pd.Da
         table = pd.read_csv(path, sep="\t")
         best = int(json.loads(Path(threshold_path).read_text())["best_epoch"])
         learning = table.loc[table["val_auc"] >= LEARNING_AUC, "epoch"]
+        last = int(table["epoch"].max())
         rows.append(
             {
                 "repeat": path.parents[2].name,
                 "model": path.parent.name,
-                "epochs_run": int(table["epoch"].max()),
+                "epochs_run": last,
                 "best_epoch": best,
-                "best_before_last": best < int(table["epoch"].max()),
+                "best_before_last": best < last,
                 "first_epoch_learning": float(learning.min()) if len(learning) else float("nan"),
                 "val_auc_selected": float(table.loc[table["epoch"] == best, "val_auc"].iloc[0]),
             }

@@ -294,7 +294,7 @@ class Trainer:
         selected only when it improves on the selected one by more than ``min_delta``: at the
         one-cycle schedule's tail the validation loss keeps creeping down by less than its own
         noise, and counting those steps would select the last epoch whether or not the model
-        had reached its plateau (docs/models.md, "Convergence").
+        had reached its plateau (docs/models.md, "Selection with a minimum improvement").
         """
         state, config = self.state, self.config
         if config.monitor == "val_loss":
