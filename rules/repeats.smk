@@ -117,8 +117,16 @@ rule repeats_summary:
     input:
         metrics=lambda wc: scope_files(REPEATS, wc.scope, "metrics.tsv"),
         claims=lambda wc: scope_files(REPEATS, wc.scope, "claims.tsv"),
-        epochs=lambda wc: scope_model_files(REPEATS, wc.scope, "epochs.tsv"),
-        thresholds=lambda wc: scope_model_files(REPEATS, wc.scope, "threshold.json"),
+        epochs=lambda wc: scope_model_files(
+            REPEATS, wc.scope, "models/{model}/epochs.tsv"
+        ),
+        thresholds=lambda wc: scope_model_files(
+            REPEATS, wc.scope, "models/{model}/threshold.json"
+        ),
+        predictions=lambda wc: scope_model_files(
+            REPEATS, wc.scope, "predictions/{model}.tsv"
+        ),
+        truth=truth_scans(),
         headline="results/evaluation/metrics.tsv",
         values=config["paper"]["values"],
     output:

@@ -56,7 +56,11 @@ def test_repeat_names_and_seeds():
     assert "results/repeats/run/leakage.html" in run_targets({**repeats, "image_split": True})
     assert run_targets({**repeats, "splits": 0}) == []
     two_models = {**repeats, "models": ["ctnet", "soundari2022"]}
-    assert scope_model_files(two_models, "run", "epochs.tsv") == [
+    assert scope_model_files(two_models, "run", "predictions/{model}.tsv")[1:3] == [
+        "results/repeats/patient/split2_seed1/predictions/ctnet.tsv",
+        "results/repeats/patient/split1_seed1/predictions/soundari2022.tsv",
+    ]
+    assert scope_model_files(two_models, "run", "models/{model}/epochs.tsv") == [
         "results/repeats/patient/split1_seed1/models/ctnet/epochs.tsv",
         "results/repeats/patient/split2_seed1/models/ctnet/epochs.tsv",
         "results/repeats/patient/split1_seed1/models/soundari2022/epochs.tsv",
@@ -210,6 +214,44 @@ def test_convergence_table_reads_each_trainings_selected_and_learning_epochs(tmp
         convergence_table([late[0]], [never[1]])
 
 
+def _val_predictions(root, repeat, scan_ids, y_true):
+    folder = root / "results/repeats/patient" / repeat / "predictions"
+    folder.mkdir(parents=True)
+    table = pd.DataFrame(
+        {"patient_id": scan_ids, "scan_id": scan_ids, "split": "val", "y_true": y_true, "p_ht": 0.5}
+    )
+    # A test scan the oracle's validation AUC must leave out: it would turn the AUC to 0.5.
+    test = pd.DataFrame({"patient_id": ["t"], "scan_id": ["t"], "split": "test", "y_true": [0], "p_ht": 0.5})
+    pd.concat([table, test]).to_csv(folder / "ctnet.tsv", sep="\t", index=False)
+    return str(folder / "ctnet.tsv")
+
+
+def test_convergence_table_gives_the_oracles_auc_on_each_repeats_validation_scans(tmp_path):
+    """The oracle's validation AUC is the ceiling of each split's validation set: 1.0 where its
+    probabilities rank the validation scans perfectly, 0.75 where one pair of four is misranked."""
+    first = _training(tmp_path, "split1_seed1", [0.5, 0.8], best_epoch=2)
+    second = _training(tmp_path, "split2_seed1", [0.5, 0.6], best_epoch=2)
+    predictions = [
+        _val_predictions(tmp_path, "split1_seed1", ["a", "b", "c", "d"], [0, 0, 1, 1]),
+        _val_predictions(tmp_path, "split2_seed1", ["a", "b", "c", "d"], [0, 1, 0, 1]),
+    ]
+    truth = tmp_path / "scans.tsv"
+    pd.DataFrame({"scan_id": ["a", "b", "c", "d", "t"], "p_image_scan": [0.1, 0.2, 0.8, 0.9, 0.99]}).to_csv(
+        truth, sep="\t", index=False
+    )
+    table = convergence_table([first[0], second[0]], [first[1], second[1]], predictions, truth).set_index(
+        "repeat"
+    )
+    assert table.loc["split1_seed1", "val_auc_oracle"] == 1.0
+    assert table.loc["split2_seed1", "val_auc_oracle"] == 0.75
+    assert "val_auc_oracle" not in convergence_table([first[0]], [first[1]]).columns
+    with pytest.raises(ValueError, match="same repeat"):
+        convergence_table([first[0]], [first[1]], predictions[1:], truth)
+    pd.DataFrame({"scan_id": ["a"], "p_image_scan": [0.1]}).to_csv(truth, sep="\t", index=False)
+    with pytest.raises(ValueError, match="no p_image_scan for validation scan b"):
+        convergence_table([first[0]], [first[1]], predictions[:1], truth)
+
+
 def test_per_model_training_options():
     train = {"lr": 0.002, "epochs": 20, "per_model": {"ctnet": {"lr": 0.001}}, "models": ["ctnet"]}
     assert TrainConfig.from_mapping(train, model="ctnet").lr == 0.001
@@ -257,3 +299,4 @@ def test_tiny_run_has_the_repeats(tiny_run):
     convergence = pd.read_csv(root / "run" / "convergence.tsv", sep="\t")
     assert convergence[["repeat", "model"]].values.tolist() == [[r, "ctnet"] for r in repeats]
     assert (convergence["best_epoch"] <= convergence["epochs_run"]).all()
+    assert convergence["val_auc_oracle"].between(0, 1).all()

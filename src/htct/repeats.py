@@ -60,10 +60,13 @@ def scope_files(repeats: Mapping, scope: str, name: str, kind: str = "patient") 
     return [f"results/repeats/{kind}/{r}/{name}" for r in scope_repeats(repeats, scope)]
 
 
-def scope_model_files(repeats: Mapping, scope: str, name: str) -> list[str]:
-    """The training output ``name`` (e.g. epochs.tsv) of every model of ``repeats.models`` in every
-    patient-level repeat of ``scope``, model by model."""
-    return [f for model in repeats["models"] for f in scope_files(repeats, scope, f"models/{model}/{name}")]
+def scope_model_files(repeats: Mapping, scope: str, template: str) -> list[str]:
+    """The training output ``template`` (a path in the repeat's folder with ``{model}``, e.g.
+    ``models/{model}/epochs.tsv``) of every model of ``repeats.models`` in every patient-level
+    repeat of ``scope``, model by model."""
+    return [
+        f for model in repeats["models"] for f in scope_files(repeats, scope, template.format(model=model))
+    ]
 
 
 def run_targets(repeats: Mapping) -> list[str]:

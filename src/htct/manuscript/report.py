@@ -93,6 +93,7 @@ def collect(out: Outputs, models: Sequence[str], synthetic: bool, k_folds: int =
         "claims": sources.claims(out),
         "audit": sources.audit(out),
         "repeats": sources.generic_table(out, sources.REPEATS),
+        "convergence": sources.generic_table(out, sources.CONVERGENCE),
         "counterfactuals": sources.generic_table(out, sources.COUNTERFACTUALS),
         "attribution": sources.generic_table(out, sources.ATTRIBUTION),
         "files": sorted({file: rule for file, rule in out.rules.items() if out.exists(file)}.items()),

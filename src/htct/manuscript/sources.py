@@ -39,6 +39,8 @@ ATTRIBUTION = "results/attribution/verdicts.tsv"
 # The repeats stage (rules/repeats.smk, scope "run": the default run's repeats): the spread of the test
 # metrics and of the claims' differences over redrawn splits and training seeds.
 REPEATS = "results/repeats/run/spread.csv"
+# ... and how each repeat's training converged, beside the synthetic oracle's validation AUC.
+CONVERGENCE = "results/repeats/run/convergence.tsv"
 
 # The comparison's rows (column Section) shown beside each of the report's tables; the rest together.
 COMPARISON_PARTS = {"baseline": "Table 1", "clinicians": "Table 2", "compared": "Table 3"}
@@ -71,6 +73,7 @@ RULES = {
     COUNTERFACTUALS: "counterfactuals",
     ATTRIBUTION: "attribution_summary",
     REPEATS: "repeats_summary",
+    CONVERGENCE: "repeats_summary",
     **dict.fromkeys(LAYOUTS.values(), "paper_tables"),
     **dict.fromkeys(LAYOUT_PAGES.values(), "paper_tables"),
     FUSION_SELECTION: "fuse_clinical",

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from htct.evaluate.metrics import auc
 from htct.evaluate.study import evaluate_study
 from htct.names import display_name
 from htct.paper.claims import DOES_NOT_HOLD, HOLDS, UNDECIDED, paper_claims
@@ -299,21 +300,37 @@ def leakage_table(metrics: pd.DataFrame, model: str) -> pd.DataFrame:
 LEARNING_AUC = 0.75
 
 
-def convergence_table(epochs: Sequence[str], thresholds: Sequence[str]) -> pd.DataFrame:
+def convergence_table(
+    epochs: Sequence[str],
+    thresholds: Sequence[str],
+    predictions: Sequence[str] | None = None,
+    truth_scans: str | Path | None = None,
+) -> pd.DataFrame:
     """How each repeat's training converged, from its epochs table and its selected epoch.
 
     Args:
         epochs: ``results/repeats/{kind}/{repeat}/models/{model}/epochs.tsv`` files.
         thresholds: the matching ``threshold.json`` files (``best_epoch``: the selected epoch).
+        predictions: the matching ``predictions/{model}.tsv`` files (their ``val`` rows), needed
+            with ``truth_scans`` only.
+        truth_scans: the synthetic cohort's ``truth/scans.tsv``; when given, each row gains the
+            image-only oracle's AUC on the same validation scans, the ceiling that split's
+            validation set allows (it differs between splits by far more than 0.05).
 
     Returns:
         One row per training: repeat, model, epochs_run, best_epoch, best_before_last (the
         selected epoch is not the last one run: the model reached its plateau before the schedule or
-        the early stop ended), first_epoch_learning (first epoch with validation AUC >=
-        :data:`LEARNING_AUC`, NaN when never), val_auc_selected.
+        the early stop ended), learning_auc (:data:`LEARNING_AUC`), first_epoch_learning (first
+        epoch with validation AUC >= learning_auc, NaN when never), val_auc_selected, and with
+        ``truth_scans`` val_auc_oracle.
     """
+    truth = None
+    if truth_scans is not None:
+        if predictions is None or len(predictions) != len(epochs):
+            raise ValueError("the oracle's validation AUC needs one predictions table per training")
+        truth = pd.read_csv(truth_scans, sep="\t", dtype=IDS).set_index("scan_id")["p_image_scan"]
     rows = []
-    for epochs_path, threshold_path in zip(epochs, thresholds, strict=True):
+    for i, (epochs_path, threshold_path) in enumerate(zip(epochs, thresholds, strict=True)):
         path = Path(epochs_path)
         if path.parent != Path(threshold_path).parent:
             raise ValueError(f"{epochs_path} and {threshold_path} are not of the same training")
@@ -321,18 +338,32 @@ def convergence_table(epochs: Sequence[str], thresholds: Sequence[str]) -> pd.Da
         best = int(json.loads(Path(threshold_path).read_text())["best_epoch"])
         learning = table.loc[table["val_auc"] >= LEARNING_AUC, "epoch"]
         last = int(table["epoch"].max())
-        rows.append(
-            {
-                "repeat": path.parents[2].name,
-                "model": path.parent.name,
-                "epochs_run": last,
-                "best_epoch": best,
-                "best_before_last": best < last,
-                "first_epoch_learning": float(learning.min()) if len(learning) else float("nan"),
-                "val_auc_selected": float(table.loc[table["epoch"] == best, "val_auc"].iloc[0]),
-            }
-        )
+        row = {
+            "repeat": path.parents[2].name,
+            "model": path.parent.name,
+            "epochs_run": last,
+            "best_epoch": best,
+            "best_before_last": best < last,
+            "learning_auc": LEARNING_AUC,
+            "first_epoch_learning": float(learning.min()) if len(learning) else float("nan"),
+            "val_auc_selected": float(table.loc[table["epoch"] == best, "val_auc"].iloc[0]),
+        }
+        if truth is not None:
+            row["val_auc_oracle"] = _oracle_val_auc(predictions[i], path, truth)
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _oracle_val_auc(predictions: str, epochs_path: Path, truth: pd.Series) -> float:
+    """The image-only oracle's AUC on the validation scans of the training at ``epochs_path``."""
+    same = Path(predictions).stem == epochs_path.parent.name
+    if not same or Path(predictions).parents[1] != epochs_path.parents[2]:
+        raise ValueError(f"{predictions} and {epochs_path} are not of the same repeat")
+    val = pd.read_csv(predictions, sep="\t", dtype=IDS).query("split == 'val'")
+    missing = val.loc[~val["scan_id"].isin(truth.index), "scan_id"]
+    if len(missing):
+        raise ValueError(f"truth scans.tsv has no p_image_scan for validation scan {missing.iloc[0]}")
+    return auc(val["y_true"].to_numpy(), truth.loc[val["scan_id"]].to_numpy())
 
 
 def concat_tsv(paths: Iterable[str]) -> pd.DataFrame:
