@@ -315,7 +315,7 @@ def convergence_table(
             with ``truth_scans`` only.
         truth_scans: the synthetic cohort's ``truth/scans.tsv``; when given, each row gains the
             image-only oracle's AUC on the same validation scans, the ceiling that split's
-            validation set allows (it differs between splits by far more than 0.05).
+            validation set allows, which differs from split to split.
 
     Returns:
         One row per training: repeat, model, epochs_run, best_epoch, best_before_last (the
