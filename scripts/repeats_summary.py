@@ -30,13 +30,9 @@ spread = spread_table(
     snakemake.params.models,
 )
 holds_table(claims).to_csv(out.holds, sep="\t", index=False)
-truth = Path(inputs.truth) / "scans.tsv" if inputs.truth else None
-convergence_table(
-    inputs.epochs,
-    inputs.thresholds,
-    inputs.predictions,
-    truth if truth is not None and truth.is_file() else None,
-).to_csv(out.convergence, sep="\t", index=False)
+convergence_table(inputs.epochs, inputs.thresholds, inputs.predictions, inputs.truth or None).to_csv(
+    out.convergence, sep="\t", index=False
+)
 n = metrics["repeat"].nunique()
 names = dict(zip(claims["claim_id"], claims["claim"], strict=False))
 title = (

@@ -239,17 +239,17 @@ def test_convergence_table_gives_the_oracles_auc_on_each_repeats_validation_scan
     pd.DataFrame({"scan_id": ["a", "b", "c", "d", "t"], "p_image_scan": [0.1, 0.2, 0.8, 0.9, 0.99]}).to_csv(
         truth, sep="\t", index=False
     )
-    table = convergence_table([first[0], second[0]], [first[1], second[1]], predictions, truth).set_index(
+    table = convergence_table([first[0], second[0]], [first[1], second[1]], predictions, tmp_path).set_index(
         "repeat"
     )
     assert table.loc["split1_seed1", "val_auc_oracle"] == 1.0
     assert table.loc["split2_seed1", "val_auc_oracle"] == 0.75
     assert "val_auc_oracle" not in convergence_table([first[0]], [first[1]]).columns
     with pytest.raises(ValueError, match="same repeat"):
-        convergence_table([first[0]], [first[1]], predictions[1:], truth)
+        convergence_table([first[0]], [first[1]], predictions[1:], tmp_path)
     pd.DataFrame({"scan_id": ["a"], "p_image_scan": [0.1]}).to_csv(truth, sep="\t", index=False)
     with pytest.raises(ValueError, match="no p_image_scan for validation scan b"):
-        convergence_table([first[0]], [first[1]], predictions[:1], truth)
+        convergence_table([first[0]], [first[1]], predictions[:1], tmp_path)
 
 
 def test_per_model_training_options():

@@ -94,6 +94,29 @@ def load_clinical(path: str | Path) -> pd.DataFrame:
     return load_sheet(path)
 
 
+def load_cohort(dicom_dir: Path, clinical_csv: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The clinical sheet and DICOM PatientID -> its ``patient_id``, once the DICOM folder is found.
+
+    Raises:
+        HTCTInputError: ``dicom_dir`` missing, unreadable clinical sheet.
+    """
+    if not dicom_dir.is_dir():
+        raise HTCTInputError(f"DICOM folder not found: {dicom_dir} (set data: dicom_dir in config.yaml)")
+    clinical = load_clinical(clinical_csv)
+    patient_of = dict(
+        zip(clinical["dicom_patient_id"].astype(str), clinical["patient_id"].astype(str), strict=True)
+    )
+    return clinical, patient_of
+
+
+def no_image_error(dicom_dir: Path, n_files: int) -> HTCTInputError:
+    """The error for a tree in which none of the ``n_files`` files is a usable DICOM image."""
+    return HTCTInputError(
+        f"no DICOM image found in {dicom_dir} ({n_files} files looked at); point data: dicom_dir "
+        "in config.yaml at the folder holding the exported DICOM files"
+    )
+
+
 # --- Stage 1: discover -----------------------------------------------------------------------------
 
 
@@ -125,10 +148,7 @@ def discover_series(
     """
     headers = _read_headers(list(iter_files(dicom_dir)) if files is None else files, dicom_dir, threads)
     if require_image and not any(not h.problem for h in headers):
-        raise HTCTInputError(
-            f"no DICOM image found in {dicom_dir} ({len(headers)} files looked at); point data: dicom_dir "
-            "in config.yaml at the folder holding the exported DICOM files"
-        )
+        raise no_image_error(dicom_dir, len(headers))
     series: list[Series] = []
     by_uid: dict[str, list[SliceHeader]] = defaultdict(list)
     for header in headers:
@@ -502,12 +522,7 @@ def convert_tree(
     """
     dicom_dir, nifti_dir = Path(dicom_dir), Path(nifti_dir)
     _check_policies(gantry_tilt=gantry_tilt, uneven_spacing=uneven_spacing)
-    if not dicom_dir.is_dir():
-        raise HTCTInputError(f"DICOM folder not found: {dicom_dir} (set data: dicom_dir in config.yaml)")
-    clinical = load_clinical(clinical_csv)
-    patient_of = dict(
-        zip(clinical["dicom_patient_id"].astype(str), clinical["patient_id"].astype(str), strict=True)
-    )
+    clinical, patient_of = load_cohort(dicom_dir, clinical_csv)
     files = None
     if n_shards > 1:
         files, clinical = _shard_part(dicom_dir, clinical, shard, n_shards, shard_index)

@@ -28,9 +28,8 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from htct.dicom.convert import is_linkable_problem, load_clinical
+from htct.dicom.convert import is_linkable_problem, load_cohort, no_image_error
 from htct.dicom.discover import SliceHeader, iter_files, read_header
-from htct.errors import HTCTInputError
 from htct.shards import ListingDigest, shard_of_patients, write_shard_index
 
 log = logging.getLogger(__name__)
@@ -153,12 +152,7 @@ def plan_shards(
         HTCTInputError: ``dicom_dir`` missing or without any DICOM image, unreadable clinical sheet.
     """
     dicom_dir = Path(dicom_dir)
-    if not dicom_dir.is_dir():
-        raise HTCTInputError(f"DICOM folder not found: {dicom_dir} (set data: dicom_dir in config.yaml)")
-    clinical = load_clinical(clinical_csv)
-    patient_of = dict(
-        zip(clinical["dicom_patient_id"].astype(str), clinical["patient_id"].astype(str), strict=True)
-    )
+    clinical, patient_of = load_cohort(dicom_dir, clinical_csv)
     listing = ListingDigest()
 
     def listed() -> Iterator[Path]:
@@ -183,10 +177,7 @@ def plan_shards(
             )
         )
     if not any_image:
-        raise HTCTInputError(
-            f"no DICOM image found in {dicom_dir} ({len(files)} files looked at); point data: dicom_dir "
-            "in config.yaml at the folder holding the exported DICOM files"
-        )
+        raise no_image_error(dicom_dir, len(files))
     file_shards, patient_shards = assign_shards(
         files, patient_of, clinical["patient_id"].astype(str), n_shards
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,15 @@ REPRODUCED_COLUMNS = [
     "oracle_high",
     "reproduced_from",
 ]
+
+
+def read_truth_scans(truth_dir: str | Path | None) -> pd.DataFrame | None:
+    """The synthetic cohort's per-scan truth (``truth/scans.tsv``: scan_id, p_image_scan, ...), or
+    None for a cohort without it (no truth folder, or one without that table)."""
+    path = Path(truth_dir) / "scans.tsv" if truth_dir else None
+    if path is None or not path.is_file():
+        return None
+    return pd.read_csv(path, sep="\t", dtype={"patient_id": str, "scan_id": str})
 
 
 def oracle_metrics(

@@ -23,7 +23,7 @@ from htct.evaluate.metrics import auc
 from htct.evaluate.study import evaluate_study
 from htct.names import display_name
 from htct.paper.claims import DOES_NOT_HOLD, HOLDS, UNDECIDED, paper_claims
-from htct.paper.comparison import oracle_metrics
+from htct.paper.comparison import oracle_metrics, read_truth_scans
 from htct.paper.values import PaperValues
 from htct.repeats import SPLIT_KINDS
 from htct.sheets import load_readers
@@ -122,11 +122,11 @@ def evaluate_repeat(
         tables, sheet, n_bootstrap, seed, evaluate["ci_method"], evaluate["reader_threshold"]
     )
     metrics = out["metrics"]
-    truth = Path(truth_dir) / "scans.tsv" if truth_dir else None
-    if truth is not None and truth.is_file():
+    truth = read_truth_scans(truth_dir)
+    if truth is not None:
         oracle = oracle_metrics(
             out["scans"],
-            pd.read_csv(truth, sep="\t", dtype=IDS),
+            truth,
             n_bootstrap,
             seed,
             paper["oracle_threshold"],
@@ -304,7 +304,7 @@ def convergence_table(
     epochs: Sequence[str],
     thresholds: Sequence[str],
     predictions: Sequence[str] | None = None,
-    truth_scans: str | Path | None = None,
+    truth_dir: str | Path | None = None,
 ) -> pd.DataFrame:
     """How each repeat's training converged, from its epochs table and its selected epoch.
 
@@ -312,23 +312,24 @@ def convergence_table(
         epochs: ``results/repeats/{kind}/{repeat}/models/{model}/epochs.tsv`` files.
         thresholds: the matching ``threshold.json`` files (``best_epoch``: the selected epoch).
         predictions: the matching ``predictions/{model}.tsv`` files (their ``val`` rows), needed
-            with ``truth_scans`` only.
-        truth_scans: the synthetic cohort's ``truth/scans.tsv``; when given, each row gains the
-            image-only oracle's AUC on the same validation scans, the ceiling that split's
-            validation set allows, which differs from split to split.
+            with a truth table only.
+        truth_dir: the synthetic cohort's truth folder; when it holds ``scans.tsv``
+            (:func:`~htct.paper.comparison.read_truth_scans`), each row gains the image-only
+            oracle's AUC on the same validation scans, the ceiling that split's validation set
+            allows, which differs from split to split.
 
     Returns:
         One row per training: repeat, model, epochs_run, best_epoch, best_before_last (the
         selected epoch is not the last one run: the model reached its plateau before the schedule or
         the early stop ended), learning_auc (:data:`LEARNING_AUC`), first_epoch_learning (first
         epoch with validation AUC >= learning_auc, NaN when never), val_auc_selected, and with
-        ``truth_scans`` val_auc_oracle.
+        a truth table val_auc_oracle.
     """
-    truth = None
-    if truth_scans is not None:
+    truth = read_truth_scans(truth_dir)
+    if truth is not None:
         if predictions is None or len(predictions) != len(epochs):
             raise ValueError("the oracle's validation AUC needs one predictions table per training")
-        truth = pd.read_csv(truth_scans, sep="\t", dtype=IDS).set_index("scan_id")["p_image_scan"]
+        truth = truth.set_index("scan_id")["p_image_scan"]
     rows = []
     for i, (epochs_path, threshold_path) in enumerate(zip(epochs, thresholds, strict=True)):
         path = Path(epochs_path)

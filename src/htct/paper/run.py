@@ -13,6 +13,7 @@ from htct.paper.comparison import (
     comparison_table,
     comparison_title,
     oracle_metrics,
+    read_truth_scans,
     reference_rows,
     reproduced_values,
 )
@@ -64,8 +65,7 @@ def compare_with_run(
     """
     values = load_paper_values(values_path)
     test_scans = pd.read_csv(test_scans_path, sep="\t", dtype=IDS)
-    truth_path = Path(truth_dir) / "scans.tsv" if truth_dir else None
-    truth = pd.read_csv(truth_path, sep="\t", dtype=IDS) if truth_path and truth_path.is_file() else None
+    truth = read_truth_scans(truth_dir)
     oracle = None
     if truth is not None:
         oracle = oracle_metrics(
